@@ -1,0 +1,10 @@
+//! Vouch's data model and cryptographic core.
+//!
+//! This crate holds everything an auditor needs to check a Vouch ledger and nothing else:
+//! the entry envelope (the byte-exact leaf encoding), RFC 6962/9162 Merkle hashing over
+//! BLAKE3 or SHA-256, index math for proofs, proof assembly and verification, C2SP
+//! tlog-checkpoints and C2SP signed notes with Ed25519.
+//!
+//! **Architecture Invariant:** this crate does no I/O and no async, and never panics on
+//! bytes it did not produce itself.
+#![forbid(unsafe_code)]

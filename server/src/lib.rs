@@ -1,0 +1,8 @@
+//! Vouch's gRPC server and command-line tool.
+//!
+//! It will hold: the `vouch.v1` tonic services, authentication, configuration, metrics, and
+//! the `vouch` binary's subcommands (server, client, offline verification, benchmarks).
+//!
+//! **Architecture Invariant:** only this crate knows tonic and protobuf; it converts to and
+//! from the library crates' types at its boundary.
+#![forbid(unsafe_code)]
