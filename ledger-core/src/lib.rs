@@ -8,3 +8,9 @@
 //! **Architecture Invariant:** this crate does no I/O and no async, and never panics on
 //! bytes it did not produce itself.
 #![forbid(unsafe_code)]
+
+pub mod hash;
+pub mod index;
+
+pub use hash::{Hash, HashAlg};
+pub use index::{EntryIndex, NodeId, TreeSize};
