@@ -11,6 +11,13 @@
 
 pub mod hash;
 pub mod index;
+pub mod merkle;
+pub mod proof;
 
 pub use hash::{Hash, HashAlg};
 pub use index::{EntryIndex, NodeId, TreeSize};
+pub use merkle::{Frontier, MemoryTree, root_from_leaf_hashes};
+pub use proof::{
+    ConsistencyProof, InclusionProof, NodeSource, ProofPlan, VerifyError, verify_consistency,
+    verify_inclusion,
+};
