@@ -9,11 +9,13 @@
 //! bytes it did not produce itself.
 #![forbid(unsafe_code)]
 
+pub mod entry;
 pub mod hash;
 pub mod index;
 pub mod merkle;
 pub mod proof;
 
+pub use entry::{Entry, EntryDraft, EntryKind, EntryView, EnvelopeError, Timestamp};
 pub use hash::{Hash, HashAlg};
 pub use index::{EntryIndex, NodeId, TreeSize};
 pub use merkle::{Frontier, MemoryTree, root_from_leaf_hashes};
