@@ -9,16 +9,20 @@
 //! bytes it did not produce itself.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod entry;
 pub mod hash;
 pub mod index;
 pub mod merkle;
+pub mod note;
 pub mod proof;
 
+pub use checkpoint::{Checkpoint, CheckpointError, OpenCheckpointError, open_checkpoint};
 pub use entry::{Entry, EntryDraft, EntryKind, EntryView, EnvelopeError, Timestamp};
 pub use hash::{Hash, HashAlg};
 pub use index::{EntryIndex, NodeId, TreeSize};
 pub use merkle::{Frontier, MemoryTree, root_from_leaf_hashes};
+pub use note::{KeyId, NoteError, Signer, VerifiedNote, Verifier, Verifiers};
 pub use proof::{
     ConsistencyProof, InclusionProof, NodeSource, ProofPlan, VerifyError, verify_consistency,
     verify_inclusion,
