@@ -612,3 +612,59 @@ fn derived_cosignature_verifies() {
         framing.decoded.ed25519_signature_hex
     );
 }
+
+/// The signed checkpoint of `docs/proofs-envelope-notes.md`: a one-entry SHA-256 ledger
+/// whose only leaf is the documented envelope, signed with the documented test key.
+#[test]
+fn documented_checkpoint_example() {
+    let seed: [u8; 32] = std::array::from_fn(|i| u8::try_from(i).unwrap());
+    let signer = Signer::from_seed("example.com/vouch/default", &seed).unwrap();
+    assert_eq!(
+        signer.to_skey(),
+        "PRIVATE+KEY+example.com/vouch/default+2be07c0d+AQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f"
+    );
+    assert_eq!(
+        signer.verifier().to_vkey(),
+        "example.com/vouch/default+2be07c0d+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
+    );
+    assert_eq!(
+        hex::encode(signer.public_key()),
+        "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+    );
+    let envelope = unhex(
+        "01030000000000000000000057c07e6816180b10130000006465706c6f792d37663361\
+         6170706c69636174696f6e2f6a736f6e7b226f7574636f6d65223a22414c4c4f57227d",
+    );
+    let root = HashAlg::Sha256.leaf_hash(&envelope);
+    assert_eq!(root_from_leaf_hashes(HashAlg::Sha256, &[root]), root);
+    let checkpoint = Checkpoint::new("example.com/vouch/default", TreeSize(1), root);
+    let note = checkpoint.sign(&[&signer]).unwrap();
+    let expected = "example.com/vouch/default\n\
+                    1\n\
+                    5vWW6EiS/MSnhMjdA5mqQSZvuxmj95lBC+3LvbNGoj8=\n\
+                    \n\
+                    — example.com/vouch/default K+B8DeQmsn/qHjCPL3xWdinLIhhYrgnFqSqJ7KFwYU8/LUqzVFothfYuKjHgN7l3+7/HbIrwaQyyvKEJ85S2Ci3p9w8=\n";
+    assert_eq!(String::from_utf8(note.clone()).unwrap(), expected);
+    let blob = BASE64
+        .decode(expected.trim_end().rsplit(' ').next().unwrap())
+        .unwrap();
+    assert_eq!(
+        hex::encode(&blob),
+        "2be07c0d\
+         e426b27fea1e308f2f7c567629cb221858ae09c5a92a89eca170614f3f2d4ab3\
+         545a2d85f62e2a31e037b977fbbfc76c8af0690cb2bca109f394b60a2de9f70f"
+    );
+    let known: Verifiers = [signer.verifier()].into_iter().collect();
+    let (opened, _) = open_checkpoint(&note, &known).unwrap();
+    assert_eq!(opened, checkpoint);
+
+    // The same ledger under BLAKE3 has another root, so another checkpoint text.
+    let blake3_root = HashAlg::Blake3.leaf_hash(&envelope);
+    let text = Checkpoint::new("example.com/vouch/default", TreeSize(1), blake3_root)
+        .encode()
+        .unwrap();
+    assert_eq!(
+        text,
+        "example.com/vouch/default\n1\ngex4j8EjmFKgSORJU8cyKx7ecSfaTcsVJfrGedfaPbc=\n"
+    );
+}
