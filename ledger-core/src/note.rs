@@ -42,8 +42,7 @@ pub const SIG_TYPE_COSIGNATURE_V1: u8 = 0x04;
 pub const MAX_SIGNATURES: usize = 100;
 /// What every signature line starts with: U+2014 EM DASH and a space (`e2 80 94 20`).
 pub const SIGNATURE_LINE_PREFIX: &str = "\u{2014} ";
-/// Length of an Ed25519 seed, public key and of the cosignature timestamp-free signature
-/// halves.
+/// Length of an Ed25519 seed and of an Ed25519 public key.
 pub const ED25519_KEY_LEN: usize = 32;
 /// Length of an Ed25519 signature.
 pub const ED25519_SIGNATURE_LEN: usize = 64;
@@ -1408,6 +1407,43 @@ mod tests {
         ));
         assert!(PETER_VKEY.parse::<Verifier>().is_ok());
         assert!(PETER_SKEY.parse::<Signer>().is_ok());
+    }
+
+    #[test]
+    fn cosignature_v1_timestamps() {
+        let key = SigningKey::from_bytes(&[5; 32]);
+        let verifier =
+            Verifier::new_cosignature_v1("w.example", &key.verifying_key().to_bytes()).unwrap();
+        assert_eq!(verifier.signature_type(), SignatureType::CosignatureV1);
+        assert_eq!(
+            verifier.key_id(),
+            KeyId::compute("w.example", 4, key.verifying_key().as_bytes())
+        );
+        let cosign = |timestamp: u64| {
+            let message = format!("cosignature/v1\ntime {timestamp}\n{TEXT}");
+            let mut blob = timestamp.to_be_bytes().to_vec();
+            blob.extend_from_slice(&key.sign(message.as_bytes()).to_bytes());
+            blob
+        };
+        let newest = i64::MAX.unsigned_abs();
+        for timestamp in [0, 1_679_315_147, newest] {
+            assert!(verifier.verify(TEXT.as_bytes(), &cosign(timestamp)));
+        }
+        // Past 2^63 - 1 the signature is refused even though it is genuine.
+        assert!(!verifier.verify(TEXT.as_bytes(), &cosign(newest + 1)));
+        assert!(!verifier.verify(TEXT.as_bytes(), &cosign(u64::MAX)));
+        // The timestamp is part of the signed message, and the length is exact.
+        let mut moved = cosign(7);
+        moved[7] = 8;
+        assert!(!verifier.verify(TEXT.as_bytes(), &moved));
+        let blob = cosign(7);
+        assert!(!verifier.verify(TEXT.as_bytes(), &blob[..71]));
+        assert!(!verifier.verify(TEXT.as_bytes(), &[blob.as_slice(), &[0]].concat()));
+        // A plain Ed25519 key never accepts a cosignature, and the other way round.
+        let plain = Verifier::new_ed25519("w.example", &key.verifying_key().to_bytes()).unwrap();
+        assert_ne!(plain.key_id(), verifier.key_id());
+        assert!(!plain.verify(TEXT.as_bytes(), &blob));
+        assert!(!verifier.verify(TEXT.as_bytes(), &key.sign(TEXT.as_bytes()).to_bytes()));
     }
 
     #[test]
