@@ -1,8 +1,11 @@
 //! Vouch's gRPC server and command-line tool.
 //!
-//! It will hold: the `vouch.v1` tonic services, authentication, configuration, metrics, and
-//! the `vouch` binary's subcommands (server, client, offline verification, benchmarks).
+//! The `vouch.v1` tonic services, authentication, configuration, metrics, and the `vouch`
+//! binary's subcommands (server, client, offline verification, benchmarks).
 //!
 //! **Architecture Invariant:** only this crate knows tonic and protobuf; it converts to and
-//! from the library crates' types at its boundary.
+//! from the library crates' types at its boundary, and maps their errors to gRPC status codes
+//! in one place.
 #![forbid(unsafe_code)]
+
+pub mod proto;
