@@ -219,6 +219,7 @@ pub(crate) struct Shared {
     pub(crate) checkpoint_tx: watch::Sender<Option<Arc<StoredCheckpoint>>>,
     pub(crate) verifiers: Verifiers,
     pub(crate) options: LedgerOptions,
+    pub(crate) stats: crate::stats::LedgerStats,
     /// Held for as long as the ledger is open.
     pub(crate) _lock: File,
 }
@@ -440,6 +441,11 @@ impl Ledger {
     /// The durability mode the ledger was opened with.
     pub fn durability(&self) -> Durability {
         self.shared.options.durability
+    }
+
+    /// Counters of the ledger's work since it was opened.
+    pub fn stats(&self) -> crate::stats::StatsSnapshot {
+        self.shared.stats.snapshot()
     }
 
     /// Why the ledger refuses appends, if it does.

@@ -24,6 +24,7 @@ mod meta;
 mod recovery;
 mod segment;
 mod sequencer;
+pub mod stats;
 pub mod terms;
 mod tree;
 pub mod verify;
@@ -39,5 +40,6 @@ pub use ledger::{
     Receipt, SystemClock,
 };
 pub use meta::{KeyRecord, LedgerMeta, valid_ledger_name};
+pub use stats::{LedgerStats, StatsSnapshot};
 pub use terms::{NoTerms, Term, TermExtractor};
 pub use verify::{VerifyError, VerifyProgress, VerifyReport, verify_ledger_dir};

@@ -453,6 +453,7 @@ fn open_files(
         checkpoint_tx,
         verifiers: verifiers.clone(),
         options: options.clone(),
+        stats: crate::stats::LedgerStats::default(),
         _lock: lock.try_clone().map_err(io(display_dir, "dup lock"))?,
     };
 

@@ -54,6 +54,15 @@ enum Slot {
     SameAs(usize),
 }
 
+impl Slot {
+    fn is_new(&self) -> bool {
+        match self {
+            Slot::New(_) => true,
+            Slot::Existing(_) | Slot::SameAs(_) => false,
+        }
+    }
+}
+
 /// The sequencer's state. It owns the active segment and the frontier.
 pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
@@ -312,19 +321,20 @@ impl Writer {
             .reserve(end)
             .and_then(|()| self.shared.nodes.reserve(end))
         {
-            Self::fail_jobs(accepted, &AppendError::Io(e));
+            self.fail_jobs(accepted, &AppendError::Io(e));
             return;
         }
 
         // 4. Write the frames with one write; roll back on failure.
+        let commit_started = Instant::now();
         if let Err(e) = self.active.file.write_all_at(&buf, self.active_len) {
             let failure = IoFailure::new(&self.active.display, "write", e);
             match self.active.file.set_len(self.active_len) {
-                Ok(()) => Self::fail_jobs(accepted, &AppendError::Io(failure)),
+                Ok(()) => self.fail_jobs(accepted, &AppendError::Io(failure)),
                 Err(t) => {
                     self.poison(format!("{failure}; rolling back also failed: {t}"));
                     let cause = self.poisoned().unwrap_or_default();
-                    Self::fail_jobs(accepted, &AppendError::Poisoned(cause));
+                    self.fail_jobs(accepted, &AppendError::Poisoned(cause));
                 }
             }
             return;
@@ -337,10 +347,13 @@ impl Writer {
             Durability::NoneUnsafe => false,
         };
         if sync_now {
-            if let Err(e) = self.active.file.sync_data() {
+            let sync_started = Instant::now();
+            let synced = self.active.file.sync_data();
+            self.shared.stats.fsync.observe(sync_started.elapsed());
+            if let Err(e) = synced {
                 self.poison(IoFailure::new(&self.active.display, "fsync", e).to_string());
                 let cause = self.poisoned().unwrap_or_default();
-                Self::fail_jobs(accepted, &AppendError::Poisoned(cause));
+                self.fail_jobs(accepted, &AppendError::Poisoned(cause));
                 return;
             }
             self.last_sync_at = Instant::now();
@@ -368,7 +381,7 @@ impl Writer {
         if let Err(e) = derived {
             self.poison(e.to_string());
             let cause = self.poisoned().unwrap_or_default();
-            Self::fail_jobs(accepted, &AppendError::Poisoned(cause));
+            self.fail_jobs(accepted, &AppendError::Poisoned(cause));
             return;
         }
 
@@ -380,7 +393,7 @@ impl Writer {
         {
             self.poison(format!("secondary index: {e}"));
             let cause = self.poisoned().unwrap_or_default();
-            Self::fail_jobs(accepted, &AppendError::Poisoned(cause));
+            self.fail_jobs(accepted, &AppendError::Poisoned(cause));
             return;
         }
 
@@ -398,10 +411,20 @@ impl Writer {
                 duplicate: false,
             })
             .collect();
+        let stats = &self.shared.stats;
+        stats
+            .entries_appended
+            .fetch_add(receipts.len() as u64, Ordering::Relaxed);
+        stats.group_commits.fetch_add(1, Ordering::Relaxed);
+        stats.group_commit.observe(commit_started.elapsed());
         self.reply(accepted, &receipts);
     }
 
-    fn fail_jobs(accepted: Vec<(AppendJob, Vec<Slot>)>, err: &AppendError) {
+    fn fail_jobs(&self, accepted: Vec<(AppendJob, Vec<Slot>)>, err: &AppendError) {
+        self.shared
+            .stats
+            .append_errors
+            .fetch_add(accepted.len() as u64, Ordering::Relaxed);
         for (job, _) in accepted {
             let _ = job.reply.send(Err(err.clone()));
         }
@@ -410,6 +433,15 @@ impl Writer {
     /// Answers accepted jobs; jobs that wait for a checkpoint get one made first.
     fn reply(&mut self, accepted: Vec<(AppendJob, Vec<Slot>)>, new: &[Receipt]) {
         let mut waiting = Vec::new();
+        let duplicates = accepted
+            .iter()
+            .flat_map(|(_, slots)| slots)
+            .filter(|s| !s.is_new())
+            .count();
+        self.shared
+            .stats
+            .duplicates
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
         for (job, slots) in accepted {
             let receipts: Vec<Receipt> = slots
                 .iter()
@@ -530,6 +562,10 @@ impl Writer {
         };
         match self.shared.checkpoints.append(checkpoint, note) {
             Ok(stored) => {
+                self.shared
+                    .stats
+                    .checkpoints
+                    .fetch_add(1, Ordering::Relaxed);
                 self.last_checkpoint_size = size.0;
                 self.last_checkpoint_at = Instant::now();
                 self.shared.checkpoint_tx.send_replace(Some(stored.clone()));
