@@ -62,7 +62,7 @@ pub enum ProofError {
 /// that hash is `H(0x01 ‖ h[a] ‖ H(0x01 ‖ h[a+1] ‖ … H(0x01 ‖ h[b-2] ‖ h[b-1])))`.
 ///
 /// Every node is perfect (all its leaves are inside the tree), so it never changes as the
-/// tree grows. A plan names at most 64 nodes for the path plus 63 in the rehash range.
+/// tree grows. A proof has at most 64 hashes, and a rehash range at most 63 nodes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProofPlan {
     nodes: Vec<NodeId>,
@@ -125,7 +125,8 @@ impl ProofPlan {
         Ok(path)
     }
 
-    /// Appends the proof hash that stands for the tree's part of node `(level, index)`.
+    /// Appends the nodes of one proof hash: a perfect sibling, or the nodes to fold for a
+    /// sibling cut by the end of the tree.
     fn push_step(&mut self, step: Step, size: u64) {
         match step {
             Step::Perfect(id) => self.nodes.push(id),
