@@ -8,4 +8,5 @@
 //! in one place.
 #![forbid(unsafe_code)]
 
+pub mod proof_file;
 pub mod proto;
