@@ -86,8 +86,14 @@ impl NodeStore {
                 .open(&path, file_mode)
                 .map_err(|e| IoFailure::new(&display, "open", e))?;
             let mut buf = [0u8; FILE_HEADER_LEN];
-            file.read_exact_at(&mut buf, 0)
-                .map_err(|e| IoFailure::new(&display, "read header", e))?;
+            match file.read_exact_at(&mut buf, 0) {
+                Ok(()) => {}
+                // A crash or a failed write while the file was being created: it holds no
+                // node, so its level is not loaded (the writer writes its header again when
+                // the level is first needed; a level the index head needs is then missing).
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => continue,
+                Err(e) => return Err(IoFailure::new(&display, "read header", e).into()),
+            }
             let header = FileHeader::decode(&buf, TREE_MAGIC).map_err(|e| match e {
                 HeaderError::Version(v) => OpenError::UnsupportedFormat {
                     file: display.clone(),
@@ -126,10 +132,16 @@ impl NodeStore {
         let name = level_file_name(level);
         let path = self.dir.join(&name);
         let display = self.display_dir.join(&name);
-        let file = self
-            .vfs
-            .open(&path, OpenMode::CreateNew)
-            .map_err(|e| IoFailure::new(&display, "create", e))?;
+        // A file that exists although its level is not loaded is what an earlier failed
+        // creation left behind (every file present at open is loaded, and the ledger's lock
+        // keeps other writers out): write its header again.
+        let file = match self.vfs.open(&path, OpenMode::CreateNew) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                self.vfs.open(&path, OpenMode::ReadWrite)
+            }
+            other => other,
+        }
+        .map_err(|e| IoFailure::new(&display, "create", e))?;
         let header = FileHeader {
             magic: TREE_MAGIC,
             hash: self.hash,
