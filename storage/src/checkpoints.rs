@@ -80,21 +80,15 @@ impl CheckpointLog {
         let display = display_dir.join(CHECKPOINTS_FILE);
         let writable = mode != OpenMode::Read;
         if !vfs.exists(&path) && writable {
-            let f = vfs
-                .open(&path, OpenMode::CreateNew)
-                .map_err(|e| IoFailure::new(&display, "create", e))?;
+            // Created whole (temporary file, fsync, rename, directory fsync): a crash must not
+            // leave a checkpoint file without its header, which would read as corruption.
             let header = FileHeader {
                 magic: CHECKPOINTS_MAGIC,
                 hash,
                 byte11: 0,
                 word: 0,
             };
-            f.write_all_at(&header.encode(), 0)
-                .map_err(|e| IoFailure::new(&display, "write", e))?;
-            f.sync_data()
-                .map_err(|e| IoFailure::new(&display, "fsync", e))?;
-            vfs.sync_dir(dir)
-                .map_err(|e| IoFailure::new(display_dir, "fsync", e))?;
+            crate::meta::write_atomic(vfs, &path, &header.encode())?;
         }
         let file = vfs
             .open(
