@@ -62,7 +62,14 @@ impl DataDir {
             let names = vfs
                 .read_dir(&root)
                 .map_err(|e| IoFailure::new(&root, "list", e))?;
-            if !names.is_empty() {
+            // What a crash while the directory was being set up can leave: an empty `ledgers`
+            // directory and the marker's temporary file. Setting up again replaces both.
+            let marker_tmp = format!("{}.tmp", crate::meta::MARKER_FILE);
+            let interrupted_setup = names.iter().all(|n| {
+                *n == marker_tmp
+                    || (n == "ledgers" && vfs.read_dir(&root.join(n)).is_ok_and(|l| l.is_empty()))
+            });
+            if !interrupted_setup {
                 return Err(OpenError::Corrupted(crate::error::Corruption::file(
                     &root,
                     format!(
