@@ -170,6 +170,15 @@ pub(crate) fn open_segments(
                 display: seg_file,
                 len,
                 reason,
+            }) if last && len <= FILE_HEADER_LEN as u64 && mode == OpenMode::Read && i > 0 => {
+                // Read-only (offline verification): leave it for the next open to remove.
+                let shown = seg_file.display().to_string();
+                tracing::warn!(file = %shown, %reason, "ignoring a segment whose creation was interrupted");
+            }
+            Err(SegmentOpenError::BadHeader {
+                display: seg_file,
+                len,
+                reason,
             }) if last && len <= FILE_HEADER_LEN as u64 && mode != OpenMode::Read && i > 0 => {
                 let shown = seg_file.display().to_string();
                 tracing::warn!(file = %shown, %reason, "removing a segment whose creation was interrupted");

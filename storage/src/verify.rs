@@ -102,7 +102,8 @@ struct Inputs<'a> {
     segments: &'a [Arc<Segment>],
     offsets: Option<&'a RecordFile<8>>,
     nodes: Option<&'a NodeStore>,
-    checkpoints: &'a CheckpointLog,
+    /// `None` for a ledger that was never opened, which has no checkpoint file yet.
+    checkpoints: Option<&'a CheckpointLog>,
     /// Verify at most this many entries (an open ledger's published size); `None` reads to
     /// the end of the log and reports a torn tail instead of failing on it.
     log_limit: Option<u64>,
@@ -129,7 +130,7 @@ pub(crate) fn verify_shared(
             segments: &segments,
             offsets: Some(&shared.offsets),
             nodes: Some(&shared.nodes),
-            checkpoints: &shared.checkpoints,
+            checkpoints: Some(&shared.checkpoints),
             log_limit: Some(size),
             derived_limit: size,
         },
@@ -174,8 +175,16 @@ pub fn verify_ledger_dir(
     if !vfs.exists(&dir.join(crate::meta::LEDGER_FILE)) {
         return Err(OpenError::NotFound(name.to_owned()).into());
     }
-    let lock = std::fs::File::open(dir.join("LOCK"))
-        .map_err(|e| IoFailure::new(display_dir.join("LOCK"), "open", e))?;
+    // A ledger that was never opened (or a copy made without it) has no lock file yet.
+    let lock = match std::fs::File::open(dir.join("LOCK")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("LOCK")),
+        other => other,
+    }
+    .map_err(|e| IoFailure::new(display_dir.join("LOCK"), "open", e))?;
     match lock.try_lock_shared() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -190,8 +199,9 @@ pub fn verify_ledger_dir(
     let segments = crate::recovery::open_segments(&*vfs, &dir, &display_dir, hash, OpenMode::Read)?;
     let head = crate::head::read(&*vfs, &dir, &display_dir.join(crate::head::HEAD_FILE), hash)?
         .unwrap_or(0);
-    // Derived files are checked only if they can be opened; damaged ones are reported.
-    let offsets = if vfs.exists(&dir.join(crate::recovery::OFFSETS_FILE)) {
+    // Derived files are checked only if they can be opened; damaged ones are reported. The
+    // offsets vouch for nothing without a head (they may be a crash's half-created file).
+    let offsets = if head > 0 && vfs.exists(&dir.join(crate::recovery::OFFSETS_FILE)) {
         Some(crate::recovery::open_offsets(
             &*vfs,
             &dir,
@@ -209,7 +219,11 @@ pub fn verify_ledger_dir(
         hash,
         OpenMode::Read,
     )?;
-    let (checkpoints, _) = CheckpointLog::open(&*vfs, &dir, &display_dir, hash, OpenMode::Read)?;
+    let checkpoints = if vfs.exists(&dir.join(crate::checkpoints::CHECKPOINTS_FILE)) {
+        Some(CheckpointLog::open(&*vfs, &dir, &display_dir, hash, OpenMode::Read)?.0)
+    } else {
+        None
+    };
     let derived_limit = if offsets.is_some() { head } else { 0 };
     run(
         &Inputs {
@@ -219,7 +233,7 @@ pub fn verify_ledger_dir(
             segments: &segments,
             offsets: offsets.as_ref(),
             nodes: Some(&nodes),
-            checkpoints: &checkpoints,
+            checkpoints: checkpoints.as_ref(),
             log_limit: None,
             derived_limit,
         },
@@ -245,7 +259,10 @@ fn run(
     for s in inp.segments {
         total_bytes += s.len()?;
     }
-    let checkpoints = inp.checkpoints.entries();
+    let checkpoints = inp
+        .checkpoints
+        .map(CheckpointLog::entries)
+        .unwrap_or_default();
     let mut ck_iter = checkpoints.iter().peekable();
     let mut frontier = Frontier::new(inp.hash);
     let mut next = 0u64;
@@ -263,13 +280,13 @@ fn run(
         |frontier: &Frontier,
          ck_iter: &mut std::iter::Peekable<std::slice::Iter<'_, (u64, u64)>>|
          -> Result<(), VerifyError> {
-            while let Some(&&(size, offset)) = ck_iter.peek() {
+            while let (Some(&&(size, offset)), Some(log)) = (ck_iter.peek(), inp.checkpoints) {
                 if size != frontier.size().0 {
                     break;
                 }
                 ck_iter.next();
-                let display = inp.checkpoints.display();
-                let stored = inp.checkpoints.read_at(offset)?;
+                let display = log.display();
+                let stored = log.read_at(offset)?;
                 if stored.checkpoint.root != frontier.root() {
                     return Err(corrupt(
                         display,
@@ -435,11 +452,11 @@ fn run(
         }
         bytes_done += len;
     }
-    if let Some(&&(size, offset)) = ck_iter.peek()
+    if let (Some(&&(size, offset)), Some(log)) = (ck_iter.peek(), inp.checkpoints)
         && inp.log_limit.is_none_or(|l| size <= l)
     {
         return Err(corrupt(
-            inp.checkpoints.display(),
+            log.display(),
             offset,
             format!("a checkpoint covers {size} entries but the log holds only {next}"),
         ));
