@@ -1,0 +1,896 @@
+//! Custom conditions in CEL: compiling, checking references, and evaluating over a request.
+//!
+//! A condition is a CEL expression that must evaluate to `true`. It sees only the whitelisted
+//! variables in [`VARIABLES`] (request fields, `now`, `params`), each with a fixed shape, and
+//! only the functions in [`FUNCTIONS`]. Unknown variables, unknown fields of known records,
+//! unknown functions and comprehensions over maps (whose iteration order is unspecified and
+//! would make results depend on it) are compile errors. Source text and nesting are bounded.
+//!
+//! Every value a condition can see is total: absent optional strings are `""`, an absent
+//! artifact or emergency record is a record of empty strings and lists, times are integer
+//! Unix seconds and durations integer seconds. No `null` is ever bound.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use cel::common::ast::{Expr, IdedExpr};
+use cel::parser::Parser;
+use cel::{Context, Value};
+
+use crate::bundle::ParamValue;
+use crate::request::{ApprovalKind, CheckStatus, EvidenceValue, Request};
+
+/// Longest condition source, in bytes.
+pub const MAX_SOURCE_BYTES: usize = 2048;
+/// Deepest bracket nesting (parentheses, brackets, braces) in a condition.
+pub const MAX_NESTING: usize = 12;
+/// Most comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) nested in each other.
+pub const MAX_COMPREHENSION_NESTING: usize = 2;
+
+/// The shape of a value a condition can reach, for reference checking.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    Any,
+    Str,
+    Int,
+    Bool,
+    List(&'static Shape),
+    Record(&'static [(&'static str, Shape)]),
+    /// A map with free keys; `MapKeys` says whether a vocabulary may restrict them.
+    Map(&'static Shape, MapKeys),
+    /// `params`: a record whose fields are the bundle's parameters.
+    Params,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MapKeys {
+    Free,
+    Evidence,
+    Checks,
+}
+
+const STR_LIST: Shape = Shape::List(&Shape::Str);
+const APPROVAL: Shape = Shape::Record(&[
+    ("approver", Shape::Str),
+    ("roles", STR_LIST),
+    ("kind", Shape::Str),
+    ("at", Shape::Int),
+    ("rationale", Shape::Str),
+]);
+const CHECK: Shape = Shape::Record(&[
+    ("status", Shape::Str),
+    ("rationale", Shape::Str),
+    ("url", Shape::Str),
+]);
+const ARTIFACT: Shape = Shape::Record(&[
+    ("version", Shape::Str),
+    ("commit", Shape::Str),
+    ("digest", Shape::Str),
+]);
+const EMERGENCY: Shape = Shape::Record(&[
+    ("id", Shape::Str),
+    ("reason", Shape::Str),
+    ("approver", Shape::Str),
+    ("approver_roles", STR_LIST),
+    ("scope", Shape::Str),
+    ("rollback_plan", Shape::Str),
+    ("follow_ups", STR_LIST),
+]);
+const PROMOTION: Shape = Shape::Record(&[
+    ("environment", Shape::Str),
+    ("version", Shape::Str),
+    ("commit", Shape::Str),
+    ("digest", Shape::Str),
+    ("at", Shape::Int),
+]);
+
+/// The variables a condition may use, in the order of their bit in a [`VarSet`].
+const VARIABLES: &[(&str, Shape)] = &[
+    ("subject", Shape::Str),
+    ("environment", Shape::Str),
+    ("transition", Shape::Str),
+    ("repository", Shape::Str),
+    ("branch", Shape::Str),
+    ("service", Shape::Str),
+    ("tier", Shape::Str),
+    ("risk", Shape::Str),
+    ("change_type", Shape::Str),
+    ("author", Shape::Str),
+    ("co_authors", STR_LIST),
+    ("requester", Shape::Str),
+    ("releaser", Shape::Str),
+    ("approvals", Shape::List(&APPROVAL)),
+    ("evidence", Shape::Map(&Shape::Any, MapKeys::Evidence)),
+    ("checks", Shape::Map(&CHECK, MapKeys::Checks)),
+    ("artifact", ARTIFACT),
+    ("labels", Shape::Map(&Shape::Str, MapKeys::Free)),
+    ("now", Shape::Int),
+    ("emergency", EMERGENCY),
+    ("promotions", Shape::List(&PROMOTION)),
+    ("params", Shape::Params),
+];
+
+/// The names of the variables a condition may use.
+pub fn variable_names() -> impl Iterator<Item = &'static str> {
+    VARIABLES.iter().map(|(n, _)| *n)
+}
+
+/// The functions and methods a condition may call (operators and macros aside).
+pub const FUNCTIONS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "string",
+    "bool",
+];
+
+const OPERATORS: &[&str] = &[
+    "_?_:_",
+    "_&&_",
+    "_||_",
+    "!_",
+    "_-_",
+    "_+_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "_==_",
+    "_!=_",
+    "_>=_",
+    "_<=_",
+    "_>_",
+    "_<_",
+    "-_",
+    "_[_]",
+    "@in",
+    "@not_strictly_false",
+];
+
+/// A set of variables, one bit per entry of [`VARIABLES`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VarSet(u32);
+
+impl VarSet {
+    pub(crate) fn union(self, other: VarSet) -> VarSet {
+        VarSet(self.0 | other.0)
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.0 |= 1 << index;
+    }
+
+    fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+}
+
+/// What a condition may refer to besides the fixed variables.
+pub(crate) struct Schema<'a> {
+    /// Declared parameters and their types.
+    pub(crate) params: &'a [(String, crate::bundle::ParamType)],
+    /// `vocabulary.evidence`, if declared.
+    pub(crate) evidence: Option<&'a [String]>,
+    /// `vocabulary.checks`, if declared.
+    pub(crate) checks: Option<&'a [String]>,
+}
+
+/// A problem with a condition found at compile time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Issue {
+    /// Finding code: `cel-syntax`, `cel-unknown-variable`, `cel-unknown-field`,
+    /// `cel-unknown-function`, `cel-map-iteration` or `cel-too-complex`.
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) struct Condition {
+    expr: IdedExpr,
+    vars: VarSet,
+}
+
+impl Condition {
+    /// The variables the condition reads.
+    pub(crate) fn vars(&self) -> VarSet {
+        self.vars
+    }
+}
+
+/// Compiles and checks `source`.
+pub(crate) fn compile(source: &str, schema: &Schema<'_>) -> Result<Condition, Vec<Issue>> {
+    let too_complex = |message: String| {
+        vec![Issue {
+            code: "cel-too-complex",
+            message,
+        }]
+    };
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(too_complex(format!(
+            "condition is {} bytes long (at most {MAX_SOURCE_BYTES})",
+            source.len()
+        )));
+    }
+    let nesting = max_nesting(source);
+    if nesting > MAX_NESTING {
+        return Err(too_complex(format!(
+            "brackets nest {nesting} deep (at most {MAX_NESTING})"
+        )));
+    }
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        Parser::new()
+            .max_recursion_depth(250)
+            .parse_with_source_info(source)
+    }));
+    let (expr, info) = match parsed {
+        Ok(Ok(parsed)) => parsed,
+        Ok(Err(errors)) => {
+            return Err(errors
+                .errors
+                .iter()
+                .map(|e| Issue {
+                    code: "cel-syntax",
+                    message: if e.pos.0 > 0 {
+                        format!(
+                            "{} (at line {}, column {} of the expression)",
+                            e.msg, e.pos.0, e.pos.1
+                        )
+                    } else {
+                        e.msg.clone()
+                    },
+                })
+                .collect());
+        }
+        Err(_) => {
+            return Err(vec![Issue {
+                code: "cel-syntax",
+                message: "expression cannot be parsed".into(),
+            }]);
+        }
+    };
+    let mut checker = Checker {
+        schema,
+        source,
+        info: &info,
+        issues: Vec::new(),
+        vars: VarSet::default(),
+        scopes: Vec::new(),
+    };
+    checker.walk(&expr, 0);
+    if checker.issues.is_empty() {
+        Ok(Condition {
+            expr,
+            vars: checker.vars,
+        })
+    } else {
+        checker.issues.dedup();
+        Err(checker.issues)
+    }
+}
+
+/// Deepest nesting of `(`, `[` and `{` outside string literals (a cheap, conservative bound
+/// checked before the parser runs).
+fn max_nesting(source: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in source.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+struct Checker<'a> {
+    schema: &'a Schema<'a>,
+    source: &'a str,
+    info: &'a cel::common::ast::SourceInfo,
+    issues: Vec<Issue>,
+    vars: VarSet,
+    /// Comprehension variables in scope, innermost last.
+    scopes: Vec<(String, Shape)>,
+}
+
+impl Checker<'_> {
+    fn at(&self, id: u64) -> String {
+        match self.info.offset_for(id) {
+            Some((start, _)) => {
+                let start = usize::try_from(start).unwrap_or(usize::MAX);
+                let before = self.source.get(..start).unwrap_or(self.source);
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                format!(" (at line {line}, column {column} of the expression)")
+            }
+            None => String::new(),
+        }
+    }
+
+    fn issue(&mut self, code: &'static str, message: String, id: u64) {
+        let at = self.at(id);
+        self.issues.push(Issue {
+            code,
+            message: format!("{message}{at}"),
+        });
+    }
+
+    /// Walks `e` and returns its shape.
+    fn walk(&mut self, e: &IdedExpr, comprehensions: usize) -> Shape {
+        match &e.expr {
+            Expr::Ident(name) => self.ident(name, e.id),
+            Expr::Select(select) => {
+                let operand = self.walk(&select.operand, comprehensions);
+                self.field(operand, &select.field, e.id)
+            }
+            Expr::Call(call) => {
+                let target = call.target.as_ref().map(|t| self.walk(t, comprehensions));
+                let args: Vec<Shape> = call
+                    .args
+                    .iter()
+                    .map(|a| self.walk(a, comprehensions))
+                    .collect();
+                let name = call.func_name.as_str();
+                if name == "_[_]" {
+                    if let (
+                        Some(container),
+                        Some(IdedExpr {
+                            expr: Expr::Literal(lit),
+                            ..
+                        }),
+                    ) = (args.first(), call.args.get(1))
+                    {
+                        if let cel::common::ast::LiteralValue::String(key) = lit {
+                            return self.field(*container, key.inner(), e.id);
+                        }
+                    }
+                    return match args.first() {
+                        Some(Shape::List(inner) | Shape::Map(inner, _)) => **inner,
+                        _ => Shape::Any,
+                    };
+                }
+                if !OPERATORS.contains(&name) && !FUNCTIONS.contains(&name) {
+                    let list = FUNCTIONS.join(", ");
+                    self.issue(
+                        "cel-unknown-function",
+                        format!("unknown function \"{name}\"; conditions may call {list}"),
+                        e.id,
+                    );
+                }
+                let _ = target;
+                match name {
+                    "size" | "int" | "uint" => Shape::Int,
+                    "string" => Shape::Str,
+                    _ => Shape::Any,
+                }
+            }
+            Expr::Comprehension(c) => {
+                if comprehensions >= MAX_COMPREHENSION_NESTING {
+                    self.issue(
+                        "cel-too-complex",
+                        format!("comprehensions nest deeper than {MAX_COMPREHENSION_NESTING}"),
+                        e.id,
+                    );
+                }
+                let range = self.walk(&c.iter_range, comprehensions);
+                let element = match range {
+                    Shape::List(inner) => *inner,
+                    Shape::Map(..) | Shape::Params | Shape::Record(_) => {
+                        self.issue(
+                            "cel-map-iteration",
+                            "comprehensions over maps are not allowed: map iteration order is unspecified".to_owned(),
+                            e.id,
+                        );
+                        Shape::Any
+                    }
+                    _ => Shape::Any,
+                };
+                let _ = self.walk(&c.accu_init, comprehensions + 1);
+                self.scopes.push((c.iter_var.clone(), element));
+                if let Some(v2) = &c.iter_var2 {
+                    self.scopes.push((v2.clone(), Shape::Any));
+                }
+                self.scopes.push((c.accu_var.clone(), Shape::Any));
+                let _ = self.walk(&c.loop_cond, comprehensions + 1);
+                let _ = self.walk(&c.loop_step, comprehensions + 1);
+                let result = self.walk(&c.result, comprehensions + 1);
+                self.scopes.pop();
+                if c.iter_var2.is_some() {
+                    self.scopes.pop();
+                }
+                self.scopes.pop();
+                result
+            }
+            Expr::List(list) => {
+                for el in &list.elements {
+                    let _ = self.walk(el, comprehensions);
+                }
+                Shape::Any
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let cel::common::ast::EntryExpr::MapEntry(m) = &entry.expr {
+                        let _ = self.walk(&m.key, comprehensions);
+                        let _ = self.walk(&m.value, comprehensions);
+                    }
+                }
+                Shape::Any
+            }
+            Expr::Struct(_) => {
+                self.issue(
+                    "cel-unknown-function",
+                    "message construction is not supported".to_owned(),
+                    e.id,
+                );
+                Shape::Any
+            }
+            Expr::Literal(lit) => match lit {
+                cel::common::ast::LiteralValue::String(_) => Shape::Str,
+                cel::common::ast::LiteralValue::Int(_) => Shape::Int,
+                cel::common::ast::LiteralValue::Boolean(_) => Shape::Bool,
+                _ => Shape::Any,
+            },
+            Expr::Unspecified => Shape::Any,
+        }
+    }
+
+    fn ident(&mut self, name: &str, id: u64) -> Shape {
+        if let Some((_, shape)) = self.scopes.iter().rev().find(|(n, _)| n == name) {
+            return *shape;
+        }
+        if let Some(index) = VARIABLES.iter().position(|(n, _)| *n == name) {
+            self.vars.insert(index);
+            return VARIABLES[index].1;
+        }
+        let names: Vec<&str> = variable_names().collect();
+        let hint = match crate::document::reader::nearest(name, &names) {
+            Some(near) => format!("; did you mean \"{near}\"?"),
+            None => String::new(),
+        };
+        self.issue(
+            "cel-unknown-variable",
+            format!("unknown variable \"{name}\"{hint}"),
+            id,
+        );
+        Shape::Any
+    }
+
+    fn field(&mut self, operand: Shape, field: &str, id: u64) -> Shape {
+        match operand {
+            Shape::Any => Shape::Any,
+            Shape::Record(fields) => {
+                if let Some((_, s)) = fields.iter().find(|(n, _)| *n == field) {
+                    *s
+                } else {
+                    let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+                    let hint = match crate::document::reader::nearest(field, &names) {
+                        Some(near) => format!("did you mean \"{near}\"?"),
+                        None => format!("known fields: {}", names.join(", ")),
+                    };
+                    self.issue(
+                        "cel-unknown-field",
+                        format!("unknown field \"{field}\"; {hint}"),
+                        id,
+                    );
+                    Shape::Any
+                }
+            }
+            Shape::Params => {
+                if let Some((_, ty)) = self.schema.params.iter().find(|(n, _)| n == field) {
+                    match ty {
+                        crate::bundle::ParamType::Integer | crate::bundle::ParamType::Duration => {
+                            Shape::Int
+                        }
+                        crate::bundle::ParamType::String => Shape::Str,
+                        crate::bundle::ParamType::Strings => STR_LIST,
+                        crate::bundle::ParamType::Boolean => Shape::Bool,
+                    }
+                } else {
+                    self.issue(
+                        "cel-unknown-field",
+                        format!("unknown parameter \"{field}\" in params"),
+                        id,
+                    );
+                    Shape::Any
+                }
+            }
+            Shape::Map(inner, keys) => {
+                let vocabulary = match keys {
+                    MapKeys::Free => None,
+                    MapKeys::Evidence => self.schema.evidence.map(|v| ("evidence", v)),
+                    MapKeys::Checks => self.schema.checks.map(|v| ("checks", v)),
+                };
+                if let Some((what, known)) = vocabulary {
+                    if !known.iter().any(|k| k == field) {
+                        self.issue(
+                            "cel-unknown-field",
+                            format!("\"{field}\" is not in vocabulary.{what}"),
+                            id,
+                        );
+                    }
+                }
+                *inner
+            }
+            Shape::Str | Shape::Int | Shape::Bool | Shape::List(_) => {
+                self.issue(
+                    "cel-unknown-field",
+                    format!("\"{field}\" selects a field of a value that has none"),
+                    id,
+                );
+                Shape::Any
+            }
+        }
+    }
+}
+
+/// Builds the CEL values of the variables of a request.
+pub(crate) struct Bindings<'r> {
+    request: &'r Request,
+    params: &'r [(String, ParamValue)],
+}
+
+impl<'r> Bindings<'r> {
+    pub(crate) fn new(request: &'r Request, params: &'r [(String, ParamValue)]) -> Self {
+        Bindings { request, params }
+    }
+
+    /// A context with the variables in `vars` bound.
+    pub(crate) fn context(&self, env: &Arc<cel::Env>, vars: VarSet) -> Context<'static, 'static> {
+        let mut ctx = Context::with_env(Arc::clone(env));
+        for (index, (name, _)) in VARIABLES.iter().enumerate() {
+            if vars.contains(index) {
+                ctx.add_variable_from_value(*name, self.value(name));
+            }
+        }
+        ctx
+    }
+
+    fn value(&self, name: &str) -> Value {
+        let r = self.request;
+        let s = |v: &str| Value::from(v.to_owned());
+        let opt = |v: &Option<String>| Value::from(v.clone().unwrap_or_default());
+        let list = |v: &[String]| Value::List(Arc::new(v.iter().map(|x| s(x)).collect()));
+        let record = |entries: Vec<(&str, Value)>| {
+            let map: HashMap<String, Value> = entries
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+            Value::from(map)
+        };
+        match name {
+            "subject" => s(&r.subject),
+            "environment" => s(&r.environment),
+            "transition" => opt(&r.transition),
+            "repository" => opt(&r.repository),
+            "branch" => opt(&r.branch),
+            "service" => opt(&r.service),
+            "tier" => opt(&r.tier),
+            "risk" => opt(&r.risk),
+            "change_type" => opt(&r.change_type),
+            "author" => s(&r.author),
+            "co_authors" => list(&r.co_authors),
+            "requester" => opt(&r.requester),
+            "releaser" => opt(&r.releaser),
+            "approvals" => Value::List(Arc::new(
+                r.approvals
+                    .iter()
+                    .map(|a| {
+                        record(vec![
+                            ("approver", s(&a.approver)),
+                            ("roles", list(&a.roles)),
+                            (
+                                "kind",
+                                s(match a.kind {
+                                    ApprovalKind::Pr => "pr",
+                                    ApprovalKind::Production => "production",
+                                }),
+                            ),
+                            ("at", Value::Int(a.at.as_second())),
+                            ("rationale", opt(&a.rationale)),
+                        ])
+                    })
+                    .collect(),
+            )),
+            "evidence" => {
+                let map: HashMap<String, Value> = r
+                    .evidence
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            EvidenceValue::Text(t) => s(t),
+                            EvidenceValue::Number(n) => Value::Int(*n),
+                            EvidenceValue::Flag(b) => Value::Bool(*b),
+                            EvidenceValue::List(items) => list(items),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect();
+                Value::from(map)
+            }
+            "checks" => {
+                let map: HashMap<String, Value> = r
+                    .checks
+                    .iter()
+                    .map(|(k, c)| {
+                        let status = match c.status {
+                            CheckStatus::Passed => "passed",
+                            CheckStatus::Failed => "failed",
+                            CheckStatus::Na => "na",
+                            CheckStatus::Pending => "pending",
+                        };
+                        let v = record(vec![
+                            ("status", s(status)),
+                            ("rationale", opt(&c.rationale)),
+                            ("url", opt(&c.url)),
+                        ]);
+                        (k.clone(), v)
+                    })
+                    .collect();
+                Value::from(map)
+            }
+            "artifact" => {
+                let (v, c, d) = r.artifact.as_ref().map_or(("", "", ""), |a| {
+                    (a.version.as_str(), a.commit.as_str(), a.digest.as_str())
+                });
+                record(vec![("version", s(v)), ("commit", s(c)), ("digest", s(d))])
+            }
+            "labels" => {
+                let map: HashMap<String, Value> =
+                    r.labels.iter().map(|(k, v)| (k.clone(), s(v))).collect();
+                Value::from(map)
+            }
+            "now" => Value::Int(r.now.as_second()),
+            "emergency" => {
+                let e = r.emergency.clone().unwrap_or_default();
+                record(vec![
+                    ("id", opt(&e.id)),
+                    ("reason", opt(&e.reason)),
+                    ("approver", opt(&e.approver)),
+                    ("approver_roles", list(&e.approver_roles)),
+                    ("scope", opt(&e.scope)),
+                    ("rollback_plan", opt(&e.rollback_plan)),
+                    ("follow_ups", list(&e.follow_ups)),
+                ])
+            }
+            "promotions" => Value::List(Arc::new(
+                r.context
+                    .promotions
+                    .iter()
+                    .map(|p| {
+                        record(vec![
+                            ("environment", s(&p.environment)),
+                            ("version", s(&p.version)),
+                            ("commit", s(&p.commit)),
+                            ("digest", s(&p.digest)),
+                            ("at", Value::Int(p.at.as_second())),
+                        ])
+                    })
+                    .collect(),
+            )),
+            "params" => {
+                let map: HashMap<String, Value> = self
+                    .params
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            ParamValue::Integer(i) => Value::Int(*i),
+                            ParamValue::Duration(d) => Value::Int(d.seconds()),
+                            ParamValue::String(t) => s(t),
+                            ParamValue::Strings(items) => list(items),
+                            ParamValue::Boolean(b) => Value::Bool(*b),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect();
+                Value::from(map)
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+impl Condition {
+    /// Evaluates the condition in `ctx`.
+    ///
+    /// Returns `Ok(true|false)`, or a message for an evaluation error (including a result that
+    /// is not a boolean). A panic inside the CEL interpreter is caught and reported as an
+    /// error, so no request can bring evaluation down.
+    pub(crate) fn evaluate(&self, ctx: &Context<'_, '_>) -> Result<bool, String> {
+        let result = catch_unwind(AssertUnwindSafe(|| Value::resolve(&self.expr, ctx)));
+        match result {
+            Ok(Ok(Value::Bool(b))) => Ok(b),
+            Ok(Ok(other)) => Err(format!(
+                "condition returned {}, not a boolean",
+                type_name(&other)
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the CEL interpreter failed on this input".to_owned()),
+        }
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::List(_) => "a list",
+        Value::Map(_) => "a map",
+        Value::Int(_) | Value::UInt(_) => "an integer",
+        Value::Float(_) => "a double",
+        Value::String(_) => "a string",
+        Value::Null => "null",
+        _ => "a non-boolean value",
+    }
+}
+
+/// The shared CEL environment: the standard library, nothing added.
+pub(crate) fn environment() -> Arc<cel::Env> {
+    Arc::new(cel::Env::stdlib())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::ParamType;
+
+    fn schema() -> Schema<'static> {
+        static PARAMS: std::sync::OnceLock<Vec<(String, ParamType)>> = std::sync::OnceLock::new();
+        let params = PARAMS.get_or_init(|| vec![("min_approvals".to_owned(), ParamType::Integer)]);
+        Schema {
+            params,
+            evidence: None,
+            checks: None,
+        }
+    }
+
+    fn issues(source: &str) -> Vec<(&'static str, String)> {
+        compile(source, &schema())
+            .expect_err(source)
+            .into_iter()
+            .map(|i| (i.code, i.message))
+            .collect()
+    }
+
+    fn request() -> Request {
+        Request::from_json(
+            br#"{"subject": "CHG-1", "environment": "production", "author": "alice", "branch": "feature/ABC-12-x",
+                "now": "2025-06-03T10:15:00Z",
+                "approvals": [{"approver": "bob", "roles": ["Security"], "kind": "pr", "at": "2025-06-02T09:00:00Z"}],
+                "evidence": {"critical": 0, "ticket": "ABC-12"},
+                "checks": {"lint": {"status": "passed"}}}"#,
+        )
+        .unwrap()
+    }
+
+    fn eval(source: &str) -> Result<bool, String> {
+        let cond = compile(source, &schema()).unwrap();
+        let params = vec![("min_approvals".to_owned(), ParamValue::Integer(2))];
+        let r = request();
+        let b = Bindings::new(&r, &params);
+        let ctx = b.context(&environment(), cond.vars());
+        cond.evaluate(&ctx)
+    }
+
+    #[test]
+    fn conditions_evaluate_over_the_request() {
+        assert_eq!(eval("evidence.critical == 0"), Ok(true));
+        assert_eq!(
+            eval("approvals.exists(a, 'Security' in a.roles && a.approver != author)"),
+            Ok(true)
+        );
+        assert_eq!(eval("size(approvals) >= params.min_approvals"), Ok(false));
+        assert_eq!(
+            eval("branch.matches('^feature/[A-Z]+-[0-9]+-[a-z0-9-]+$')"),
+            Ok(true)
+        );
+        assert_eq!(
+            eval("checks.lint.status == 'passed' && artifact.digest == ''"),
+            Ok(true)
+        );
+        assert_eq!(eval("now - approvals[0].at < 86400 * 2"), Ok(true));
+        assert_eq!(
+            eval("emergency.reason == '' && size(emergency.follow_ups) == 0"),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn runtime_errors_and_non_booleans_are_errors() {
+        assert!(
+            eval("evidence.missing == 1")
+                .unwrap_err()
+                .contains("missing")
+        );
+        assert_eq!(
+            eval("size(approvals)"),
+            Err("condition returned an integer, not a boolean".to_owned())
+        );
+        assert!(eval("1 / (size(approvals) - 1) == 1").is_err());
+    }
+
+    #[test]
+    fn references_are_checked() {
+        assert_eq!(issues("risk == 'high' && rsik == 'low'"), vec![(
+            "cel-unknown-variable",
+            "unknown variable \"rsik\"; did you mean \"risk\"? (at line 1, column 19 of the expression)".to_owned()
+        )]);
+        assert_eq!(
+            issues("artifact.digset == ''")[0].1,
+            "unknown field \"digset\"; did you mean \"digest\"? (at line 1, column 9 of the expression)"
+        );
+        assert_eq!(
+            issues("approvals.all(a, a.approvr != author)")[0].0,
+            "cel-unknown-field"
+        );
+        assert_eq!(
+            issues("params.max_approvals > 1")[0].1,
+            "unknown parameter \"max_approvals\" in params (at line 1, column 7 of the expression)"
+        );
+        assert_eq!(issues("now.year > 1")[0].0, "cel-unknown-field");
+        assert_eq!(
+            issues("timestamp('2025-01-01T00:00:00Z') > now")[0].0,
+            "cel-unknown-function"
+        );
+        assert_eq!(issues("evidence.all(k, k != '')")[0].0, "cel-map-iteration");
+        assert_eq!(issues("risk ==")[0].0, "cel-syntax");
+    }
+
+    #[test]
+    fn complexity_is_bounded() {
+        assert_eq!(issues(&"(".repeat(13))[0].0, "cel-too-complex");
+        assert_eq!(
+            issues(&format!("'{}' == ''", "x".repeat(MAX_SOURCE_BYTES)))[0].0,
+            "cel-too-complex"
+        );
+        let nested = "approvals.all(a, approvals.all(b, approvals.all(c, a == b)))";
+        assert_eq!(issues(nested)[0].0, "cel-too-complex");
+        assert!(
+            compile(
+                "approvals.all(a, approvals.exists(b, a.approver != b.approver))",
+                &schema()
+            )
+            .is_ok()
+        );
+        assert!(
+            compile(
+                &format!("{}true{}", "(".repeat(12), ")".repeat(12)),
+                &schema()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn vocabularies_restrict_map_keys() {
+        let evidence = vec!["ticket".to_owned()];
+        let s = Schema {
+            params: &[],
+            evidence: Some(&evidence),
+            checks: None,
+        };
+        assert!(compile("evidence.ticket != ''", &s).is_ok());
+        let e = compile("evidence.tiket != ''", &s).unwrap_err();
+        assert_eq!(
+            e[0].message,
+            "\"tiket\" is not in vocabulary.evidence (at line 1, column 9 of the expression)"
+        );
+    }
+}
