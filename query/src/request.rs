@@ -623,7 +623,8 @@ fn opt_text(r: &mut Reader, f: &Fields<'_>, name: &str) -> Option<Option<String>
     }
 }
 
-fn timestamp(r: &mut Reader, node: &Node, path: &str) -> Option<Timestamp> {
+/// Reads an RFC 3339 timestamp with an offset (`Z` or `±hh:mm`).
+pub(crate) fn timestamp(r: &mut Reader, node: &Node, path: &str) -> Option<Timestamp> {
     let t = r.string(node, path)?;
     let shaped =
         t.value.len() >= 20 && !t.value.contains('[') && t.value.as_bytes().get(10) == Some(&b'T');
