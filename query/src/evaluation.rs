@@ -99,6 +99,8 @@ pub enum PolicyStatus {
     Violated,
     /// Requirements not met, all waived by exceptions.
     Excepted,
+    /// Requirements met as far as they could be evaluated, but evaluating one failed.
+    Error,
 }
 
 /// A policy whose `when` matched.
@@ -413,6 +415,9 @@ pub fn evaluate(bundle: &CompiledBundle, request: &Request) -> Evaluation {
                 status = PolicyStatus::Excepted;
             }
             reasons.extend(violations);
+        }
+        if status == PolicyStatus::Satisfied && !policy_errors.is_empty() {
+            status = PolicyStatus::Error;
         }
         errors.extend(policy_errors);
         let (window_name, emergency) = match &window {
