@@ -9,4 +9,16 @@
 #![forbid(unsafe_code)]
 
 pub mod proof_file;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod convert;
+pub mod keys;
+pub mod logging;
+pub mod metrics;
+pub mod middleware;
 pub mod proto;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod status;
