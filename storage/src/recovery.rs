@@ -212,13 +212,15 @@ fn io<'a>(display: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) ->
 }
 
 /// Removes the derived files so that they are rebuilt from the log.
+///
+/// The index head stays until the rebuild succeeds (it is then replaced): the size it records
+/// was durable, so recovery must not take anything below it for a torn tail, however often
+/// the rebuild is tried.
 fn wipe_derived(vfs: &dyn Vfs, dir: &Path, display_dir: &Path) -> Result<(), IoFailure> {
-    for f in [crate::head::HEAD_FILE, OFFSETS_FILE] {
-        let p = dir.join(f);
-        if vfs.exists(&p) {
-            vfs.remove_file(&p)
-                .map_err(io(&display_dir.join(f), "remove"))?;
-        }
+    let p = dir.join(OFFSETS_FILE);
+    if vfs.exists(&p) {
+        vfs.remove_file(&p)
+            .map_err(io(&display_dir.join(OFFSETS_FILE), "remove"))?;
     }
     let tree = dir.join("tree");
     if vfs.exists(&tree) {
@@ -300,14 +302,23 @@ pub(crate) fn open_ledger(
     let verifiers = verifiers_of(&meta, &display_dir)?;
     let started = Instant::now();
 
-    let mut attempt = 0;
+    let mut rebuild = false;
     let opened = loop {
-        attempt += 1;
-        match open_files(vfs, &dir, &display_dir, &meta, &verifiers, options, &lock) {
+        match open_files(
+            vfs,
+            &dir,
+            &display_dir,
+            &meta,
+            &verifiers,
+            options,
+            &lock,
+            rebuild,
+        ) {
             Ok(o) => break o,
-            Err(DerivedProblem::Rebuild(why)) if attempt == 1 => {
+            Err(DerivedProblem::Rebuild(why)) if !rebuild => {
                 tracing::warn!(ledger = name, reason = %why, "rebuilding offsets and Merkle nodes from the log");
                 wipe_derived(&**vfs, &dir, &display_dir)?;
+                rebuild = true;
             }
             Err(DerivedProblem::Rebuild(why)) => {
                 return Err(OpenError::Corrupted(Corruption::file(&display_dir, why)));
@@ -324,7 +335,7 @@ pub(crate) fn open_ledger(
     } = opened;
     let shared = Arc::new(shared);
     let size = frontier.size().0;
-    if covered != size {
+    if covered != size || rebuild {
         crate::head::write(&**vfs, &dir, meta.hash, size)?;
     }
     if options.strict {
@@ -382,7 +393,8 @@ pub(crate) fn open_ledger(
     })
 }
 
-/// Opens every file, recovers the torn tail and catches the derived files up.
+/// Opens every file, recovers the torn tail and catches the derived files up. With `rebuild`,
+/// the derived files were removed and are rebuilt from the start of the log.
 #[allow(clippy::too_many_arguments)]
 fn open_files(
     vfs: &Arc<dyn Vfs>,
@@ -392,6 +404,7 @@ fn open_files(
     verifiers: &Verifiers,
     options: &LedgerOptions,
     lock: &std::fs::File,
+    rebuild: bool,
 ) -> Result<Opened, DerivedProblem> {
     let hash = meta.hash;
     let segments = open_segments(&**vfs, dir, display_dir, hash, OpenMode::ReadWrite)?;
@@ -404,16 +417,18 @@ fn open_files(
     } else {
         segments
     };
-    let covered =
-        match crate::head::read(&**vfs, dir, &display_dir.join(crate::head::HEAD_FILE), hash)? {
-            Ok(w) => w,
-            Err(why) => {
-                if vfs.exists(&dir.join(OFFSETS_FILE)) {
-                    return Err(DerivedProblem::Rebuild(why));
-                }
-                0
+    let head = crate::head::read(&**vfs, dir, &display_dir.join(crate::head::HEAD_FILE), hash)?;
+    // When rebuilding, the derived files are gone and the head only bounds the torn tail.
+    let covered = match &head {
+        _ if rebuild => 0,
+        Ok(w) => *w,
+        Err(why) => {
+            if vfs.exists(&dir.join(OFFSETS_FILE)) {
+                return Err(DerivedProblem::Rebuild(why.clone()));
             }
-        };
+            0
+        }
+    };
     let offsets = open_offsets(&**vfs, dir, display_dir, hash, OpenMode::ReadWrite)
         .map_err(rebuild_unless_format)?;
     let nodes = NodeStore::open(
@@ -466,9 +481,17 @@ fn open_files(
         _lock: lock.try_clone().map_err(io(display_dir, "dup lock"))?,
     };
 
+    // Entries below the head's size or a checkpoint's were durable: never a torn tail.
+    let durable = head.unwrap_or(0).max(
+        shared
+            .checkpoints
+            .latest()
+            .map_or(0, |c| c.checkpoint.size.0),
+    );
     check_sealed_ends(&shared, covered)?;
+    check_derived_cover(&shared, covered)?;
     let frontier = restore_frontier(&shared, covered)?;
-    let (frontier, active_len, last_timestamp) = recover_tail(&shared, frontier, covered)?;
+    let (frontier, active_len, last_timestamp) = recover_tail(&shared, frontier, covered, durable)?;
     let size = frontier.size().0;
     shared.size.store(size, Ordering::Release);
     check_latest_checkpoint(&shared, size)?;
@@ -541,6 +564,27 @@ fn check_sealed_ends(shared: &Shared, covered: u64) -> Result<(), DerivedProblem
     Ok(())
 }
 
+/// The derived files hold every record the head vouches for: the offset of the last covered
+/// entry and the last node of every level of the covered tree (a missing or truncated node
+/// file is rebuilt, not found later by a failing proof).
+fn check_derived_cover(shared: &Shared, covered: u64) -> Result<(), DerivedProblem> {
+    let Some(last) = covered.checked_sub(1) else {
+        return Ok(());
+    };
+    shared.offset_of(last).map_err(read_problem)?;
+    for level in 1..=crate::tree::MAX_LEVEL {
+        let nodes = covered >> level;
+        if nodes == 0 {
+            break;
+        }
+        shared
+            .nodes
+            .get(NodeId::new(level, nodes - 1))
+            .map_err(read_problem)?;
+    }
+    Ok(())
+}
+
 /// Step 4: the frontier at the covered size, from the stored nodes.
 fn restore_frontier(shared: &Shared, covered: u64) -> Result<Frontier, DerivedProblem> {
     let ids: Vec<NodeId> = Frontier::ids_for(TreeSize(covered)).collect();
@@ -553,10 +597,14 @@ fn restore_frontier(shared: &Shared, covered: u64) -> Result<Frontier, DerivedPr
 /// Step 5: scans the log from entry `covered`, writing offsets and nodes, and truncates the
 /// active segment's torn tail. Returns the frontier, the active segment's length and the last
 /// timestamp.
+///
+/// Entries below `durable` were durable (an index head or a checkpoint covered them): a bad
+/// frame among them is corruption, not a torn tail, and nothing is truncated.
 fn recover_tail(
     shared: &Shared,
     mut frontier: Frontier,
     covered: u64,
+    durable: u64,
 ) -> Result<(Frontier, u64, u64), DerivedProblem> {
     let segs = shared
         .segments
@@ -667,6 +715,17 @@ fn recover_tail(
         }
         if is_active {
             active_len = scanner.position();
+            if let Some((offset, reason)) = &torn
+                && next < durable
+            {
+                return Err(DerivedProblem::Fatal(OpenError::Corrupted(Corruption::at(
+                    &seg.display,
+                    *offset,
+                    format!(
+                        "{reason} at entry {next}, but the index head or a checkpoint says {durable} entries were durable: this is corruption, not a torn tail, and nothing was truncated"
+                    ),
+                ))));
+            }
             if let Some((offset, reason)) = torn {
                 tracing::warn!(
                     file = %seg.display.display(),
@@ -682,6 +741,16 @@ fn recover_tail(
                 active_len = offset;
             }
         }
+    }
+    if next < durable {
+        return Err(DerivedProblem::Fatal(OpenError::Corrupted(
+            Corruption::file(
+                shared.display_dir.join("segments"),
+                format!(
+                    "the log ends after {next} entries, but the index head or a checkpoint says {durable} were durable: segments are missing or truncated"
+                ),
+            ),
+        )));
     }
     flush_derived(shared, chunk_start, &mut offsets, &mut nodes)?;
     Ok((frontier, active_len, last_ts))

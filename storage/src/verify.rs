@@ -109,6 +109,9 @@ struct Inputs<'a> {
     log_limit: Option<u64>,
     /// Offsets and nodes are compared for entries below this.
     derived_limit: u64,
+    /// Entries below this were durable (the index head or a checkpoint says so): a bad frame
+    /// among them is corruption even at the end of the active segment.
+    durable: u64,
 }
 
 /// Verifies an open ledger up to `size` entries.
@@ -133,6 +136,8 @@ pub(crate) fn verify_shared(
             checkpoints: Some(&shared.checkpoints),
             log_limit: Some(size),
             derived_limit: size,
+            // Every entry below the published size is read, and any bad frame is an error.
+            durable: 0,
         },
         progress,
     )
@@ -236,6 +241,12 @@ pub fn verify_ledger_dir(
             checkpoints: checkpoints.as_ref(),
             log_limit: None,
             derived_limit,
+            durable: head.max(
+                checkpoints
+                    .as_ref()
+                    .and_then(|c| c.entries().last().map(|&(size, _)| size))
+                    .unwrap_or(0),
+            ),
         },
         progress,
     )
@@ -361,6 +372,16 @@ fn run(
                 Ok(None) => break,
                 Err(ScanStop::Io(e)) => return Err(e.into()),
                 Err(ScanStop::Bad { offset, reason }) => {
+                    if next < inp.durable {
+                        return Err(corrupt(
+                            &seg.display,
+                            offset,
+                            format!(
+                                "{reason} at entry {next}, but the index head or a checkpoint says {} entries were durable",
+                                inp.durable
+                            ),
+                        ));
+                    }
                     if is_active && inp.log_limit.is_none() {
                         torn_tail = Some(format!(
                             "{} at byte {offset}: {reason} ({} bytes the next open will truncate)",
@@ -451,6 +472,18 @@ fn run(
             )));
         }
         bytes_done += len;
+    }
+    if inp.log_limit.is_none()
+        && next < inp.durable
+        && let Some(seg) = inp.segments.last()
+    {
+        return Err(VerifyError::Corrupted(Corruption::file(
+            seg.display.parent().unwrap_or(&seg.display),
+            format!(
+                "the log ends after {next} entries, but the index head or a checkpoint says {} were durable: segments are missing or truncated",
+                inp.durable
+            ),
+        )));
     }
     if let (Some(&&(size, offset)), Some(log)) = (ck_iter.peek(), inp.checkpoints)
         && inp.log_limit.is_none_or(|l| size <= l)
