@@ -10,6 +10,7 @@
 
 pub mod proof_file;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod convert;

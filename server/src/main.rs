@@ -1,5 +1,5 @@
-//! The `vouch` binary: server and command-line tool in one.
+//! The `vouch` binary: server and command-line tool in one (see `vouch_server::cli`).
 
-fn main() {
-    println!("vouch {}", env!("CARGO_PKG_VERSION"));
+fn main() -> std::process::ExitCode {
+    vouch_server::cli::main()
 }

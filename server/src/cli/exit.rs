@@ -1,0 +1,84 @@
+//! Exit codes and the error type that carries one.
+//!
+//! | code | meaning |
+//! | --- | --- |
+//! | 0 | success |
+//! | 1 | an error that is none of the below: a file that cannot be read or written, bad input data, an internal error |
+//! | 2 | usage: an unknown flag, a missing or malformed argument |
+//! | 3 | connection: the server cannot be reached (refused, unreachable, TLS handshake, unavailable) |
+//! | 4 | verification failed: a proof, checkpoint, signature, proof file or ledger file did not verify |
+//! | 5 | the server refused the request (not found, invalid argument, permission denied, …) |
+
+use std::fmt;
+
+/// Success.
+pub const SUCCESS: u8 = 0;
+/// An error that is none of the others.
+pub const FAILURE: u8 = 1;
+/// A usage error (clap uses 2 as well).
+pub const USAGE: u8 = 2;
+/// The server cannot be reached.
+pub const CONNECTION: u8 = 3;
+/// Something did not verify.
+pub const VERIFICATION: u8 = 4;
+/// The server answered with an error status.
+pub const SERVER: u8 = 5;
+
+/// The name of an exit code, as `--json` error output shows it.
+pub const fn kind_name(code: u8) -> &'static str {
+    match code {
+        SUCCESS => "success",
+        USAGE => "usage",
+        CONNECTION => "connection",
+        VERIFICATION => "verification",
+        SERVER => "server",
+        _ => "error",
+    }
+}
+
+/// An error with the exit code it ends the process with.
+#[derive(Debug)]
+pub struct Coded {
+    /// The exit code.
+    pub code: u8,
+    /// The one-line message, without the `error: ` prefix.
+    pub message: String,
+    /// For a verification failure, the name of the check that failed.
+    pub check: Option<&'static str>,
+}
+
+impl fmt::Display for Coded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+impl Coded {
+    /// An error ending with `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            check: None,
+        }
+    }
+
+    /// The same error, naming the check that failed.
+    #[must_use]
+    pub fn with_check(mut self, check: &'static str) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
+    /// A verification failure.
+    pub fn verification(message: impl Into<String>) -> Self {
+        Self::new(VERIFICATION, message)
+    }
+}

@@ -1,0 +1,189 @@
+//! `vouch verify-ledger`: the offline full audit of a data directory.
+//!
+//! Every ledger (or the one named) is verified with `vouch_storage::verify_ledger_dir`: each
+//! frame's checksum and envelope, each leaf hash, the rebuilt tree against every stored node,
+//! and each checkpoint's root, origin and signature. A progress bar with rate and ETA is drawn
+//! on standard error when standard output is a terminal and `--json` is off.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use vouch_storage::{VerifyError, VerifyProgress, VerifyReport, verify_ledger_dir};
+
+use super::exit::{Coded, FAILURE};
+use super::output::{self, Block};
+
+/// `vouch verify-ledger`.
+#[derive(Debug, Args)]
+pub struct VerifyLedgerArgs {
+    /// The data directory (the server must not be running on it). Defaults to the embedded
+    /// default's, `./vouch-data`.
+    #[arg(long, value_name = "DIR", env = "VOUCH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The ledgers of a data directory, sorted, without opening (or creating) anything.
+fn ledger_names(root: &Path) -> anyhow::Result<Vec<String>> {
+    let dir = root.join("ledgers");
+    let entries = std::fs::read_dir(&dir).map_err(|e| {
+        Coded::new(
+            FAILURE,
+            format!(
+                "{} is not a Vouch data directory: cannot list {}: {e}",
+                root.display(),
+                dir.display()
+            ),
+        )
+    })?;
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry
+            .map_err(|e| Coded::new(FAILURE, format!("cannot list {}: {e}", dir.display())))?;
+        if let Some(name) = entry.file_name().to_str()
+            && vouch_storage::valid_ledger_name(name)
+            && entry.path().join("ledger.json").exists()
+        {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn progress_bar(name: &str, visible: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(0),
+        if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    let style = ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {msg} {binary_bytes_per_sec} eta {eta}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(format!("verifying {name}"));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn failure(name: &str, e: &VerifyError) -> anyhow::Error {
+    match e {
+        VerifyError::Corrupted(_) => Coded::verification(format!("ledger {name}: {e}"))
+            .with_check("ledger")
+            .into(),
+        VerifyError::Open(open) => {
+            let hint = if let vouch_storage::OpenError::Locked(_) = **open {
+                "; stop the server first, or audit a copy of the data directory"
+            } else {
+                ""
+            };
+            Coded::new(FAILURE, format!("ledger {name}: {e}{hint}")).into()
+        }
+        _ => Coded::new(FAILURE, format!("ledger {name}: {e}")).into(),
+    }
+}
+
+fn report_json(name: &str, r: &VerifyReport) -> serde_json::Value {
+    json!({
+        "ledger": name,
+        "verified": true,
+        "entries": r.entries,
+        "envelope_bytes": r.envelope_bytes,
+        "segments": r.segments,
+        "checkpoints": r.checkpoints,
+        "nodes_compared": r.nodes_compared,
+        "root_hash": r.root.to_hex(),
+        "torn_tail": r.torn_tail,
+        "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+fn report_text(name: &str, r: &VerifyReport) -> Block {
+    Block::titled(format!("ledger {name}: verified"))
+        .row(
+            "entries",
+            format!(
+                "{} ({} of envelopes in {})",
+                r.entries,
+                output::count(r.envelope_bytes, "byte", "bytes"),
+                output::count(r.segments as u64, "segment", "segments")
+            ),
+        )
+        .row(
+            "checkpoints",
+            format!("{} (root, origin and signature)", r.checkpoints),
+        )
+        .row(
+            "merkle nodes",
+            format!("{} compared with the rebuilt tree", r.nodes_compared),
+        )
+        .row("root", r.root)
+        .row_opt(
+            "torn tail",
+            r.torn_tail
+                .as_ref()
+                .map(|t| format!("{t} (never acknowledged; the next open truncates it)")),
+        )
+        .row("took", format!("{:.3} s", r.elapsed.as_secs_f64()))
+}
+
+/// Runs `vouch verify-ledger`.
+///
+/// # Errors
+///
+/// A ledger that does not verify (exit code 4, naming file and offset), a directory that is
+/// not a data directory or is in use, or an unknown ledger.
+pub fn run(args: &VerifyLedgerArgs, ledger: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let root = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| crate::config::Config::embedded_default().data_dir);
+    if !root.is_dir() {
+        return Err(Coded::new(FAILURE, format!("{} is not a directory", root.display())).into());
+    }
+    let names = match ledger {
+        Some(name) => vec![name.to_owned()],
+        None => ledger_names(&root)?,
+    };
+    if names.is_empty() {
+        return Err(Coded::new(FAILURE, format!("{} holds no ledgers", root.display())).into());
+    }
+    let visible = !json && std::io::stdout().is_terminal();
+    let mut reports = Vec::new();
+    for name in &names {
+        let bar = progress_bar(name, visible);
+        let mut on_progress = |p: &VerifyProgress| {
+            bar.set_length(p.total_bytes);
+            bar.set_position(p.bytes);
+            bar.set_message(format!("{} entries", p.entries));
+        };
+        let result = verify_ledger_dir(&root, name, &mut on_progress);
+        bar.finish_and_clear();
+        let report = result.map_err(|e| failure(name, &e))?;
+        if json {
+            reports.push(report_json(name, &report));
+        } else {
+            report_text(name, &report).print()?;
+        }
+    }
+    if json {
+        output::json(
+            &json!({ "verified": true, "data_dir": root.display().to_string(), "ledgers": reports }),
+        )?;
+    } else {
+        output::line(&format!(
+            "all {} verified in {}",
+            output::count(names.len() as u64, "ledger", "ledgers"),
+            root.display()
+        ))?;
+    }
+    Ok(())
+}
