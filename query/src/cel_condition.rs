@@ -10,6 +10,9 @@
 //! artifact or emergency record is a record of empty strings and lists, times are integer
 //! Unix seconds and durations integer seconds. No `null` is ever bound.
 
+// Value builders use one-letter helpers (`s` string, `r` request) to keep the tables readable.
+#![allow(clippy::many_single_char_names)]
+
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -327,7 +330,7 @@ impl Checker<'_> {
         }
     }
 
-    fn issue(&mut self, code: &'static str, message: String, id: u64) {
+    fn issue(&mut self, code: &'static str, message: &str, id: u64) {
         let at = self.at(id);
         self.issues.push(Issue {
             code,
@@ -359,10 +362,9 @@ impl Checker<'_> {
                             ..
                         }),
                     ) = (args.first(), call.args.get(1))
+                        && let cel::common::ast::LiteralValue::String(key) = lit
                     {
-                        if let cel::common::ast::LiteralValue::String(key) = lit {
-                            return self.field(*container, key.inner(), e.id);
-                        }
+                        return self.field(*container, key.inner(), e.id);
                     }
                     return match args.first() {
                         Some(Shape::List(inner) | Shape::Map(inner, _)) => **inner,
@@ -373,7 +375,7 @@ impl Checker<'_> {
                     let list = FUNCTIONS.join(", ");
                     self.issue(
                         "cel-unknown-function",
-                        format!("unknown function \"{name}\"; conditions may call {list}"),
+                        &format!("unknown function \"{name}\"; conditions may call {list}"),
                         e.id,
                     );
                 }
@@ -388,7 +390,7 @@ impl Checker<'_> {
                 if comprehensions >= MAX_COMPREHENSION_NESTING {
                     self.issue(
                         "cel-too-complex",
-                        format!("comprehensions nest deeper than {MAX_COMPREHENSION_NESTING}"),
+                        &format!("comprehensions nest deeper than {MAX_COMPREHENSION_NESTING}"),
                         e.id,
                     );
                 }
@@ -396,11 +398,7 @@ impl Checker<'_> {
                 let element = match range {
                     Shape::List(inner) => *inner,
                     Shape::Map(..) | Shape::Params | Shape::Record(_) => {
-                        self.issue(
-                            "cel-map-iteration",
-                            "comprehensions over maps are not allowed: map iteration order is unspecified".to_owned(),
-                            e.id,
-                        );
+                        self.issue("cel-map-iteration", "comprehensions over maps are not allowed: map iteration order is unspecified", e.id);
                         Shape::Any
                     }
                     _ => Shape::Any,
@@ -439,7 +437,7 @@ impl Checker<'_> {
             Expr::Struct(_) => {
                 self.issue(
                     "cel-unknown-function",
-                    "message construction is not supported".to_owned(),
+                    "message construction is not supported",
                     e.id,
                 );
                 Shape::Any
@@ -469,7 +467,7 @@ impl Checker<'_> {
         };
         self.issue(
             "cel-unknown-variable",
-            format!("unknown variable \"{name}\"{hint}"),
+            &format!("unknown variable \"{name}\"{hint}"),
             id,
         );
         Shape::Any
@@ -489,7 +487,7 @@ impl Checker<'_> {
                     };
                     self.issue(
                         "cel-unknown-field",
-                        format!("unknown field \"{field}\"; {hint}"),
+                        &format!("unknown field \"{field}\"; {hint}"),
                         id,
                     );
                     Shape::Any
@@ -508,7 +506,7 @@ impl Checker<'_> {
                 } else {
                     self.issue(
                         "cel-unknown-field",
-                        format!("unknown parameter \"{field}\" in params"),
+                        &format!("unknown parameter \"{field}\" in params"),
                         id,
                     );
                     Shape::Any
@@ -520,21 +518,21 @@ impl Checker<'_> {
                     MapKeys::Evidence => self.schema.evidence.map(|v| ("evidence", v)),
                     MapKeys::Checks => self.schema.checks.map(|v| ("checks", v)),
                 };
-                if let Some((what, known)) = vocabulary {
-                    if !known.iter().any(|k| k == field) {
-                        self.issue(
-                            "cel-unknown-field",
-                            format!("\"{field}\" is not in vocabulary.{what}"),
-                            id,
-                        );
-                    }
+                if let Some((what, known)) = vocabulary
+                    && !known.iter().any(|k| k == field)
+                {
+                    self.issue(
+                        "cel-unknown-field",
+                        &format!("\"{field}\" is not in vocabulary.{what}"),
+                        id,
+                    );
                 }
                 *inner
             }
             Shape::Str | Shape::Int | Shape::Bool | Shape::List(_) => {
                 self.issue(
                     "cel-unknown-field",
-                    format!("\"{field}\" selects a field of a value that has none"),
+                    &format!("\"{field}\" selects a field of a value that has none"),
                     id,
                 );
                 Shape::Any

@@ -348,7 +348,7 @@ fn time_text(minutes: u16) -> String {
     format!("{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
-impl<'s> Compiler<'s> {
+impl Compiler<'_> {
     fn param_index(&self, name: &str) -> Option<usize> {
         self.params.iter().position(|p| p.name.value == name)
     }
@@ -358,15 +358,15 @@ impl<'s> Compiler<'s> {
         let mut rt = Vec::new();
         for p in self.params.clone() {
             let path = child("parameters", &p.name.value);
-            if let (Some((lo, lo_loc)), Some((hi, _))) = (p.minimum, p.maximum) {
-                if lo > hi {
-                    self.findings.error(
-                        "invalid-parameter-bounds",
-                        child(&path, "minimum"),
-                        lo_loc,
-                        format!("minimum {lo} is greater than maximum {hi}"),
-                    );
-                }
+            if let (Some((lo, lo_loc)), Some((hi, _))) = (p.minimum, p.maximum)
+                && lo > hi
+            {
+                self.findings.error(
+                    "invalid-parameter-bounds",
+                    child(&path, "minimum"),
+                    lo_loc,
+                    format!("minimum {lo} is greater than maximum {hi}"),
+                );
             }
             self.check_range(p, &p.default, &child(&path, "default"), p.default_loc);
             ir.insert(
@@ -401,35 +401,35 @@ impl<'s> Compiler<'s> {
             }
             _ => x.to_string(),
         };
-        if let Some((lo, _)) = p.minimum {
-            if v < lo {
-                self.findings.error(
-                    "parameter-out-of-range",
-                    path,
-                    loc,
-                    format!(
-                        "{} is below the minimum {} of parameter \"{}\"",
-                        value,
-                        show(lo),
-                        p.name.value
-                    ),
-                );
-            }
+        if let Some((lo, _)) = p.minimum
+            && v < lo
+        {
+            self.findings.error(
+                "parameter-out-of-range",
+                path,
+                loc,
+                format!(
+                    "{} is below the minimum {} of parameter \"{}\"",
+                    value,
+                    show(lo),
+                    p.name.value
+                ),
+            );
         }
-        if let Some((hi, _)) = p.maximum {
-            if v > hi {
-                self.findings.error(
-                    "parameter-out-of-range",
-                    path,
-                    loc,
-                    format!(
-                        "{} is above the maximum {} of parameter \"{}\"",
-                        value,
-                        show(hi),
-                        p.name.value
-                    ),
-                );
-            }
+        if let Some((hi, _)) = p.maximum
+            && v > hi
+        {
+            self.findings.error(
+                "parameter-out-of-range",
+                path,
+                loc,
+                format!(
+                    "{} is above the maximum {} of parameter \"{}\"",
+                    value,
+                    show(hi),
+                    p.name.value
+                ),
+            );
         }
     }
 
@@ -441,20 +441,19 @@ impl<'s> Compiler<'s> {
         let mut rt = Vec::new();
         for cal in decls {
             let path = child("calendars", &cal.name.value);
-            let tz = match db.get(&cal.timezone.value) {
-                Ok(tz) => tz,
-                Err(_) => {
-                    self.findings.error(
-                        "unknown-time-zone",
-                        child(&path, "timezone"),
-                        cal.timezone.loc,
-                        format!(
-                            "\"{}\" is not an IANA time zone name (e.g. \"Europe/Berlin\")",
-                            cal.timezone.value
-                        ),
-                    );
-                    TimeZone::UTC
-                }
+            let tz = if let Ok(tz) = db.get(&cal.timezone.value) {
+                tz
+            } else {
+                self.findings.error(
+                    "unknown-time-zone",
+                    child(&path, "timezone"),
+                    cal.timezone.loc,
+                    format!(
+                        "\"{}\" is not an IANA time zone name (e.g. \"Europe/Berlin\")",
+                        cal.timezone.value
+                    ),
+                );
+                TimeZone::UTC
             };
             let mut weekly: Vec<IrWeekly> = cal
                 .weekly
@@ -808,24 +807,24 @@ impl<'s> Compiler<'s> {
         path: &str,
         code: &'static str,
     ) {
-        if let Some(values) = self.vocabulary.get(&key) {
-            if !values.iter().any(|v| *v == name.value) {
-                let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-                let hint = match crate::document::reader::nearest(&name.value, &refs) {
-                    Some(n) => format!("; did you mean \"{n}\"?"),
-                    None => String::new(),
-                };
-                self.findings.error(
-                    code,
-                    path,
-                    name.loc,
-                    format!(
-                        "\"{}\" is not in vocabulary.{}{hint}",
-                        name.value,
-                        key.as_str()
-                    ),
-                );
-            }
+        if let Some(values) = self.vocabulary.get(&key)
+            && !values.contains(&name.value)
+        {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let hint = match crate::document::reader::nearest(&name.value, &refs) {
+                Some(n) => format!("; did you mean \"{n}\"?"),
+                None => String::new(),
+            };
+            self.findings.error(
+                code,
+                path,
+                name.loc,
+                format!(
+                    "\"{}\" is not in vocabulary.{}{hint}",
+                    name.value,
+                    key.as_str()
+                ),
+            );
         }
     }
 
@@ -874,15 +873,15 @@ impl<'s> Compiler<'s> {
                 .or(self.params[*i].default.ordinal()),
             _ => None,
         };
-        if let Some(n) = min_value {
-            if n > limit_i64 {
-                self.findings.error(
-                    "unsatisfiable-approvals",
-                    child(path, "min"),
-                    a.min.loc,
-                    format!("{n} approvals can never be given: a request carries at most {limit}"),
-                );
-            }
+        if let Some(n) = min_value
+            && n > limit_i64
+        {
+            self.findings.error(
+                "unsatisfiable-approvals",
+                child(path, "min"),
+                a.min.loc,
+                format!("{n} approvals can never be given: a request carries at most {limit}"),
+            );
         }
         if literal_sum > limit_i64 {
             self.findings.error(
@@ -972,19 +971,18 @@ impl<'s> Compiler<'s> {
                 if let (Some(index), Some(vocab)) = (
                     index,
                     self.vocabulary.get(&VocabularyKey::Evidence).cloned(),
-                ) {
-                    if let ParamValue::Strings(items) = &self.params[index].default {
-                        for e in items.iter().filter(|e| !vocab.contains(e)) {
-                            self.findings.error(
-                                "unknown-evidence",
-                                child(&rpath, "evidence"),
-                                name.loc,
-                                format!(
-                                    "\"{e}\" (from parameter \"{}\") is not in vocabulary.evidence",
-                                    name.value
-                                ),
-                            );
-                        }
+                ) && let ParamValue::Strings(items) = &self.params[index].default
+                {
+                    for e in items.iter().filter(|e| !vocab.contains(e)) {
+                        self.findings.error(
+                            "unknown-evidence",
+                            child(&rpath, "evidence"),
+                            name.loc,
+                            format!(
+                                "\"{e}\" (from parameter \"{}\") is not in vocabulary.evidence",
+                                name.value
+                            ),
+                        );
                     }
                 }
                 index.map(|i| {
@@ -1087,10 +1085,10 @@ impl<'s> Compiler<'s> {
                 Ok(condition) => {
                     cel_vars = cel_vars.union(condition.vars());
                     for (name, _) in &self.cel_params {
-                        if source.contains(&format!("params.{name}")) {
-                            if let Some(index) = self.param_index(name) {
-                                self.used_params.insert(index);
-                            }
+                        if source.contains(&format!("params.{name}"))
+                            && let Some(index) = self.param_index(name)
+                        {
+                            self.used_params.insert(index);
                         }
                     }
                     conditions_ir.push(IrCondition {
@@ -1281,15 +1279,15 @@ impl<'s> Compiler<'s> {
             }
         }
         for (index, name) in self.calendar_names.clone().iter().enumerate() {
-            if !self.used_calendars.contains(&index) {
-                if let Some(decl) = self.source.calendars.iter().find(|c| c.name.value == *name) {
-                    self.findings.warning(
-                        "unused-calendar",
-                        child("calendars", name),
-                        decl.name.loc,
-                        format!("calendar \"{name}\" is never used"),
-                    );
-                }
+            if !self.used_calendars.contains(&index)
+                && let Some(decl) = self.source.calendars.iter().find(|c| c.name.value == *name)
+            {
+                self.findings.warning(
+                    "unused-calendar",
+                    child("calendars", name),
+                    decl.name.loc,
+                    format!("calendar \"{name}\" is never used"),
+                );
             }
         }
     }

@@ -132,9 +132,8 @@ impl DecisionRecord {
                 "unsupported record_version {version}"
             )));
         }
-        let bundle = match take(object, "bundle")? {
-            serde_json::Value::String(s) => s,
-            _ => return Err(RecordError::Invalid("bundle must be a string".to_owned())),
+        let serde_json::Value::String(bundle) = take(object, "bundle")? else {
+            return Err(RecordError::Invalid("bundle must be a string".to_owned()));
         };
         let request_json = crate::canonical::to_vec(&take(object, "request")?);
         let request = Request::from_json(&request_json)?;

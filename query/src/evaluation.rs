@@ -242,10 +242,10 @@ impl<'b> Params<'b> {
         }
         for (_, _, index) in &matching {
             for (param, value) in &bundle.overlays[*index].tighten {
-                if let Some(dir) = bundle.params[*param].stricter {
-                    if crate::compiler::is_stricter(dir, value, values[*param]) {
-                        values[*param] = value;
-                    }
+                if let Some(dir) = bundle.params[*param].stricter
+                    && crate::compiler::is_stricter(dir, value, values[*param])
+                {
+                    values[*param] = value;
                 }
             }
         }
@@ -344,20 +344,20 @@ pub fn evaluate(bundle: &CompiledBundle, request: &Request) -> Evaluation {
     let mut memo = Memo::new(bundle, request);
     let mut errors: Vec<Reason> = Vec::new();
     for (field, vocabulary) in &bundle.vocabulary {
-        if let Some(v) = request.field(*field) {
-            if !vocabulary.contains(v) {
-                let known: Vec<&str> = vocabulary.iter().map(String::as_str).collect();
-                errors.push(Reason::new(
-                    None,
-                    format!("vocabulary.{field}"),
-                    "unknown-value",
-                    format!(
-                        "{field} {} is not in vocabulary.{field} ({})",
-                        crate::document::quote_for_message(v),
-                        known.join(", ")
-                    ),
-                ));
-            }
+        if let Some(v) = request.field(*field)
+            && !vocabulary.contains(v)
+        {
+            let known: Vec<&str> = vocabulary.iter().map(String::as_str).collect();
+            errors.push(Reason::new(
+                None,
+                format!("vocabulary.{field}"),
+                "unknown-value",
+                format!(
+                    "{field} {} is not in vocabulary.{field} ({})",
+                    crate::document::quote_for_message(v),
+                    known.join(", ")
+                ),
+            ));
         }
     }
     let params = Params::resolve(bundle, request, &mut memo);
@@ -762,25 +762,25 @@ impl PolicyCheck<'_> {
                     }
                 }
                 SodRule::RequesterCannotApprove => {
-                    if let Some(req) = r.requester() {
-                        if r.approvals().iter().any(|a| a.approver == req) {
-                            self.violation(
+                    if let Some(req) = r.requester()
+                        && r.approvals().iter().any(|a| a.approver == req)
+                    {
+                        self.violation(
                                 requirement,
                                 "sod-requester-approved",
                                 format!("{req} requested the change and approved it; the requester cannot approve"),
                             );
-                        }
                     }
                 }
                 SodRule::ReleaserCannotApprove => {
-                    if let Some(rel) = r.releaser() {
-                        if r.approvals().iter().any(|a| a.approver == rel) {
-                            self.violation(
+                    if let Some(rel) = r.releaser()
+                        && r.approvals().iter().any(|a| a.approver == rel)
+                    {
+                        self.violation(
                                 requirement,
                                 "sod-releaser-approved",
                                 format!("{rel} releases the change and approved it; the releaser cannot approve"),
                             );
-                        }
                     }
                 }
                 SodRule::ProductionApproverNotSolePrApprover => {
@@ -960,18 +960,18 @@ impl PolicyCheck<'_> {
         let now = self.request.now();
         let mut problems: Vec<(String, &'static str, String)> = Vec::new();
         let mut inside = None;
-        if let Some(index) = w.calendar {
-            if let Some(cal) = bundle.calendars.get(index) {
-                let placed = window::place(cal, now);
-                if placed.inside {
-                    inside = Some(cal.name.clone());
-                } else {
-                    problems.push((
-                        "window.calendar".to_owned(),
-                        "outside-change-window",
-                        format!("{} is outside change window {}", placed.local, cal.name),
-                    ));
-                }
+        if let Some(index) = w.calendar
+            && let Some(cal) = bundle.calendars.get(index)
+        {
+            let placed = window::place(cal, now);
+            if placed.inside {
+                inside = Some(cal.name.clone());
+            } else {
+                problems.push((
+                    "window.calendar".to_owned(),
+                    "outside-change-window",
+                    format!("{} is outside change window {}", placed.local, cal.name),
+                ));
             }
         }
         for index in &w.freeze {

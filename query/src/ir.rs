@@ -22,6 +22,8 @@ use crate::bundle::ParamValue;
 pub const IR_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+// `ir_version` is the documented name of the hashed member; renaming it would change the hash.
+#[allow(clippy::struct_field_names)]
 pub(crate) struct Ir {
     pub(crate) ir_version: u32,
     pub(crate) bundle_version: i64,

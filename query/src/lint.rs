@@ -5,6 +5,9 @@
 //! declarations). A bundle compiles exactly when it has no finding of severity
 //! [`Severity::Error`]; warnings never block compilation.
 
+// The subsumption rules compare two policies `s` and `w` field by field; short names keep them on one line.
+#![allow(clippy::many_single_char_names)]
+
 use std::collections::BTreeSet;
 use std::fmt;
 

@@ -132,7 +132,7 @@ impl OverrideRequest {
                     "now",
                 ],
             )?;
-            let mut name = |r: &mut Reader, key: &str| {
+            let name = |r: &mut Reader, key: &str| {
                 f.required(r, key)
                     .and_then(|n| r.name(n, key))
                     .map(|t| t.value)

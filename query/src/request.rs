@@ -11,6 +11,11 @@
 //! Parsing is strict: unknown fields, wrong types, malformed timestamps and oversized input
 //! are errors with path, line and column. See `docs/policy.md` for the schema.
 
+// Reader code uses the same short names throughout: `r` reader, `f` fields, `n` node, `p` path.
+#![allow(clippy::many_single_char_names)]
+// `Option<Option<T>>` is "absent" (Some(None)) versus "error already recorded" (None).
+#![allow(clippy::option_option)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -210,7 +215,7 @@ pub struct Artifact {
 /// The emergency-change record that permits a change outside its window.
 ///
 /// Every field is optional when parsing so that an incomplete record is reported by the
-/// policy ("emergency record is missing rollback_plan") instead of rejecting the request.
+/// policy ("emergency record is missing `rollback_plan`") instead of rejecting the request.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct EmergencyRecord {
     /// Emergency change id.
@@ -699,13 +704,16 @@ fn text_list(r: &mut Reader, f: &Fields<'_>, name: &str, max: usize) -> Option<V
 
 fn read_request(r: &mut Reader, root: &Node) -> Option<Request> {
     let f = r.fields(root, "", REQUEST_FIELDS)?;
-    if let Some(n) = present(&f, "version") {
-        if let Some(v) = r.int(n, "version") {
-            if v != REQUEST_VERSION {
-                r.error("version", n.loc, format!("unsupported request version {v}; this build reads version {REQUEST_VERSION}"));
-                return None;
-            }
-        }
+    if let Some(n) = present(&f, "version")
+        && let Some(v) = r.int(n, "version")
+        && v != REQUEST_VERSION
+    {
+        r.error(
+            "version",
+            n.loc,
+            format!("unsupported request version {v}; this build reads version {REQUEST_VERSION}"),
+        );
+        return None;
     }
     let subject = req_name(r, &f, "subject");
     let environment = req_name(r, &f, "environment");

@@ -96,7 +96,6 @@ impl fmt::Display for ParseErrors {
 pub(crate) struct VocabularyDecl {
     pub(crate) key: VocabularyKey,
     pub(crate) values: Vec<Text>,
-    pub(crate) loc: Loc,
 }
 
 /// What a vocabulary list constrains.
@@ -167,16 +166,6 @@ pub(crate) enum ParamValue {
 }
 
 impl ParamValue {
-    pub(crate) fn param_type(&self) -> ParamType {
-        match self {
-            ParamValue::Integer(_) => ParamType::Integer,
-            ParamValue::Duration(_) => ParamType::Duration,
-            ParamValue::String(_) => ParamType::String,
-            ParamValue::Strings(_) => ParamType::Strings,
-            ParamValue::Boolean(_) => ParamType::Boolean,
-        }
-    }
-
     /// The value as a number, for ordered types (integers, and durations in seconds).
     pub(crate) fn ordinal(&self) -> Option<i64> {
         match self {
@@ -254,7 +243,6 @@ pub(crate) struct WeeklyDecl {
     pub(crate) days: Vec<Day>,
     pub(crate) start: u16,
     pub(crate) end: u16,
-    pub(crate) loc: Loc,
 }
 
 /// `calendars.<name>.dates[i]`: open from `start` to `end`, civil times in the calendar's zone.
@@ -294,7 +282,6 @@ pub(crate) struct OverlayDecl {
     pub(crate) when: Vec<MatcherDecl>,
     pub(crate) set: Vec<(Text, Option<ParamValue>)>,
     pub(crate) tighten: Vec<(Text, Option<ParamValue>)>,
-    pub(crate) loc: Loc,
 }
 
 /// Which approvals count.
@@ -364,7 +351,6 @@ pub(crate) struct CheckDecl {
 pub(crate) struct ArtifactDecl {
     pub(crate) same_digest_in: Vec<Text>,
     pub(crate) immutable_version: bool,
-    pub(crate) loc: Loc,
 }
 
 /// `require.window.emergency`.
@@ -372,7 +358,6 @@ pub(crate) struct ArtifactDecl {
 pub(crate) struct EmergencyDecl {
     pub(crate) approver_roles: Vec<Text>,
     pub(crate) review_within: Quantity<Duration>,
-    pub(crate) loc: Loc,
 }
 
 /// `require.window`.
@@ -417,7 +402,6 @@ pub(crate) struct OverridesDecl {
     pub(crate) allowed_roles: Vec<Text>,
     pub(crate) require_justification: bool,
     pub(crate) max_duration: Option<Quantity<Duration>>,
-    pub(crate) loc: Loc,
 }
 
 /// `obligations[i]`.
@@ -440,5 +424,4 @@ pub(crate) struct PolicyDecl {
     pub(crate) overrides: Option<OverridesDecl>,
     pub(crate) honour_exceptions: bool,
     pub(crate) obligations: Vec<ObligationDecl>,
-    pub(crate) loc: Loc,
 }

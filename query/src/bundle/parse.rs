@@ -1,5 +1,10 @@
 //! Reads a [`Node`] tree into a [`SourceBundle`], applying the bundle schema.
 
+// Reader code uses the same short names throughout: `r` reader, `f` fields, `n` node, `p` path.
+#![allow(clippy::many_single_char_names)]
+// `Option<Option<T>>` is "absent" (Some(None)) versus "error already recorded" (None).
+#![allow(clippy::option_option)]
+
 use jiff::civil;
 
 use super::{
@@ -220,11 +225,7 @@ fn read_vocabulary(r: &mut Reader, node: &Node) -> Option<Vec<VocabularyDecl>> {
             },
         };
         match r.name_list(value, &f.path_of(&key.name), MAX_ENTRIES) {
-            Some(values) => out.push(VocabularyDecl {
-                key: vk,
-                values,
-                loc: key.loc,
-            }),
+            Some(values) => out.push(VocabularyDecl { key: vk, values }),
             None => ok = false,
         }
     }
@@ -299,7 +300,7 @@ fn read_parameter(r: &mut Reader, node: &Node, path: &str, name: Text) -> Option
     let default_node = default_node?;
     let default = param_value(r, default_node, &f.path_of("default"), param_type);
     let ordered = matches!(param_type, ParamType::Integer | ParamType::Duration);
-    let mut bound = |r: &mut Reader, field: &str| -> Option<Option<(i64, Loc)>> {
+    let bound = |r: &mut Reader, field: &str| -> Option<Option<(i64, Loc)>> {
         let Some(n) = f.get(field) else {
             return Some(None);
         };
@@ -312,10 +313,9 @@ fn read_parameter(r: &mut Reader, node: &Node, path: &str, name: Text) -> Option
             );
             return None;
         }
-        match param_value(r, n, &p, param_type)?.ordinal() {
-            Some(v) => Some(Some((v, n.loc))),
-            None => None,
-        }
+        param_value(r, n, &p, param_type)?
+            .ordinal()
+            .map(|v| Some((v, n.loc)))
     };
     let minimum = bound(r, "minimum");
     let maximum = bound(r, "maximum");
@@ -549,12 +549,7 @@ fn read_weekly(r: &mut Reader, node: &Node, path: &str) -> Option<WeeklyDecl> {
         );
         return None;
     }
-    Some(WeeklyDecl {
-        days,
-        start,
-        end,
-        loc: node.loc,
-    })
+    Some(WeeklyDecl { days, start, end })
 }
 
 /// Reads `HH:MM` as minutes after midnight; `24:00` only when `allow_end_of_day`.
@@ -778,7 +773,7 @@ fn read_overlay(
     let when = f
         .required(r, "when")
         .and_then(|n| read_when(r, n, &f.path_of("when")));
-    let mut read_values = |r: &mut Reader, name: &str| -> Option<Vec<(Text, Option<ParamValue>)>> {
+    let read_values = |r: &mut Reader, name: &str| -> Option<Vec<(Text, Option<ParamValue>)>> {
         let Some(n) = f.get(name) else {
             return Some(Vec::new());
         };
@@ -806,7 +801,6 @@ fn read_overlay(
         when: when?,
         set: set?,
         tighten: tighten?,
-        loc: node.loc,
     })
 }
 
@@ -887,7 +881,6 @@ fn read_policy(r: &mut Reader, node: &Node, path: &str) -> Option<PolicyDecl> {
         overrides: overrides?,
         honour_exceptions: honour_exceptions?,
         obligations: obligations?,
-        loc: node.loc,
     })
 }
 
@@ -969,9 +962,6 @@ fn read_require(r: &mut Reader, node: &Node, path: &str) -> Option<RequireDecl> 
         conditions: conditions?,
     })
 }
-
-/// Most approvals a policy can require; requests carry at most this many.
-pub(crate) const MAX_REQUIRED_APPROVALS: i64 = 64;
 
 fn read_approvals(r: &mut Reader, node: &Node, path: &str) -> Option<ApprovalsDecl> {
     let f = r.fields(
@@ -1086,7 +1076,6 @@ fn read_artifact(r: &mut Reader, node: &Node, path: &str) -> Option<ArtifactDecl
     Some(ArtifactDecl {
         same_digest_in: same_digest_in?,
         immutable_version: immutable_version?,
-        loc: node.loc,
     })
 }
 
@@ -1110,7 +1099,6 @@ fn read_window(r: &mut Reader, node: &Node, path: &str) -> Option<WindowDecl> {
                     Some(Some(EmergencyDecl {
                         approver_roles: approver_roles?,
                         review_within: review_within?,
-                        loc: n.loc,
                     }))
                 })
         }
@@ -1196,7 +1184,6 @@ fn read_overrides(r: &mut Reader, node: &Node, path: &str) -> Option<OverridesDe
         allowed_roles: allowed_roles?,
         require_justification: require_justification?,
         max_duration: max_duration?,
-        loc: node.loc,
     })
 }
 

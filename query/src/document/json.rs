@@ -245,13 +245,11 @@ impl Parser<'_> {
             }
         }
         let literal = self.text.get(start..self.pos).unwrap_or("");
-        if integral {
-            if let Ok(i) = literal.parse::<i64>() {
-                return Ok(Node {
-                    kind: NodeKind::Int(i),
-                    loc,
-                });
-            }
+        if integral && let Ok(i) = literal.parse::<i64>() {
+            return Ok(Node {
+                kind: NodeKind::Int(i),
+                loc,
+            });
         }
         match literal.parse::<f64>() {
             Ok(x) if x.is_finite() => Ok(Node {

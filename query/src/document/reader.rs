@@ -284,7 +284,7 @@ impl Reader {
             quote_for_message(&text.value)
         );
         if let Some(near) = nearest(&text.value, choices) {
-            message.push_str(&format!("; did you mean \"{near}\"?"));
+            message = format!("{message}; did you mean \"{near}\"?");
         }
         self.error(path, node.loc, message);
         None
@@ -368,8 +368,8 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     for i in 0..=a.len() {
         d[i * width] = i;
     }
-    for j in 0..=b.len() {
-        d[j] = j;
+    for (j, cell) in d.iter_mut().take(width).enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
