@@ -1,0 +1,16 @@
+//! Integration tests of the gRPC server: the real server started with
+//! `vouch_server::server::start` on `127.0.0.1:0` in a temporary data directory, driven with
+//! the generated client.
+
+#[path = "server/api.rs"]
+mod api;
+#[path = "server/auth.rs"]
+mod auth;
+#[path = "server/limits.rs"]
+mod limits;
+#[path = "server/operations.rs"]
+mod operations;
+#[path = "server/support.rs"]
+mod support;
+#[path = "server/tls.rs"]
+mod tls;
