@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http_body::{Frame, SizeHint};
+use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::codegen::Bytes;
 use tonic::codegen::http::{HeaderMap, Request, Response};
@@ -28,6 +29,7 @@ struct Shared {
     auth: Authenticator,
     metrics: Arc<Metrics>,
     max_message_bytes: usize,
+    shutdown: watch::Receiver<bool>,
 }
 
 /// The layer; see the module documentation.
@@ -45,13 +47,22 @@ impl std::fmt::Debug for RpcLayer {
 }
 
 impl RpcLayer {
-    /// A layer checking calls with `auth`, recording into `metrics`.
-    pub fn new(auth: Authenticator, metrics: Arc<Metrics>, max_message_bytes: usize) -> Self {
+    /// A layer checking calls with `auth` and recording into `metrics`. Once `shutdown`
+    /// turns true, response streams that are waiting for their next message end with
+    /// `UNAVAILABLE`, so that long-lived streams (health watches, reflection, checkpoint
+    /// watches) do not hold a graceful shutdown open.
+    pub fn new(
+        auth: Authenticator,
+        metrics: Arc<Metrics>,
+        max_message_bytes: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 auth,
                 metrics,
                 max_message_bytes,
+                shutdown,
             }),
         }
     }
@@ -138,9 +149,14 @@ where
                     observer.finish(status.code(), status.message());
                     return Ok(Response::from_parts(parts, body));
                 }
+                let mut shutdown = observer.shared.shutdown.clone();
                 let body = ObservedBody {
                     inner: body,
                     observer: Some(observer),
+                    stop: Box::pin(async move {
+                        let _ = shutdown.wait_for(|s| *s).await;
+                    }),
+                    ended: false,
                 };
                 Ok(Response::from_parts(parts, Body::new(body)))
             }
@@ -222,10 +238,13 @@ impl Observer {
     }
 }
 
-/// A response body that records the call's status when its trailers pass.
+/// A response body that records the call's status when its trailers pass, and ends with
+/// `UNAVAILABLE` when the server shuts down while it waits for its next frame.
 struct ObservedBody {
     inner: Body,
     observer: Option<Observer>,
+    stop: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ended: bool,
 }
 
 impl Drop for ObservedBody {
@@ -248,7 +267,22 @@ impl http_body::Body for ObservedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let this = self.get_mut();
+        if this.ended {
+            return Poll::Ready(None);
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_pending() && this.stop.as_mut().poll(cx).is_ready() {
+            this.ended = true;
+            let status = crate::status::shutting_down();
+            if let Some(o) = this.observer.take() {
+                o.finish(status.code(), status.message());
+            }
+            let mut trailers = HeaderMap::new();
+            if status.add_header(&mut trailers).is_ok() {
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+            return Poll::Ready(None);
+        }
         match &polled {
             Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {
                 if let (Some(o), Some(trailers)) = (this.observer.take(), frame.trailers_ref()) {
@@ -274,7 +308,7 @@ impl http_body::Body for ObservedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

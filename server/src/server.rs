@@ -236,6 +236,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             auth,
             metrics.clone(),
             config.limits.max_message_bytes,
+            shutdown_rx.clone(),
         ))
         .add_service(ledger_service)
         .add_service(health_service)

@@ -43,6 +43,12 @@ async fn a_restart_keeps_everything_verifiable() {
         .into_inner();
     drop(c);
     server.shutdown().await.unwrap();
+    // What the server left on disk verifies offline.
+    let report =
+        vouch_storage::verify_ledger_dir(&config(dir.path()).data_dir, "default", &mut |_| {})
+            .unwrap();
+    assert_eq!(report.entries, 50);
+    assert!(report.torn_tail.is_none());
 
     let server = serve(config(dir.path())).await;
     assert_eq!(
@@ -199,6 +205,7 @@ async fn health_and_reflection_answer() {
         watch.message().await.unwrap().unwrap().status(),
         ServingStatus::Serving
     );
+    let started = std::time::Instant::now();
     let stopping = tokio::spawn(server.shutdown());
     let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
         .await
@@ -207,6 +214,13 @@ async fn health_and_reflection_answer() {
         assert_eq!(r.status(), ServingStatus::NotServing);
     }
     stopping.await.unwrap().unwrap();
+    // The open health watch ends with the shutdown instead of holding it for the whole grace
+    // period (5 s in the test configuration).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[cfg(unix)]
@@ -269,6 +283,27 @@ async fn the_metrics_endpoint_serves_the_counters() {
         })
         .await;
     let addr = server.metrics_addr.expect("metrics are on by default");
+    let banner = server.banner();
+    let lines: Vec<&str> = banner.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("vouch {} serving", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        lines[1],
+        format!("  grpc:         http://{}", server.grpc_addr)
+    );
+    assert_eq!(lines[2], format!("  metrics:      http://{addr}/metrics"));
+    assert!(lines[3].starts_with("  data dir:     "), "{banner}");
+    assert_eq!(lines[4], "  ledger:       default (blake3, 5 entries)");
+    assert_eq!(
+        lines[5],
+        format!("  verifier key: {}", vkey(&server, "default"))
+    );
+    assert_eq!(
+        lines[6],
+        "  auth:         disabled: no tokens configured, loopback only"
+    );
     let text = http_get(addr, "/metrics").await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     for expected in [
