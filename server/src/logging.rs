@@ -34,9 +34,12 @@ pub fn init(config: &LogConfig) -> Result<bool, LogError> {
         filter: config.filter.clone(),
         reason: e.to_string(),
     })?;
+    // Colours only for a terminal: log files and collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let installed = match config.format {
         LogFormat::Text => builder.try_init().is_ok(),
         LogFormat::Json => builder
