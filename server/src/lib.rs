@@ -8,7 +8,6 @@
 //! in one place.
 #![forbid(unsafe_code)]
 
-pub mod proof_file;
 pub mod auth;
 pub mod cli;
 pub mod client;
@@ -18,6 +17,7 @@ pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;
+pub mod proof_file;
 pub mod proto;
 pub mod registry;
 pub mod server;
