@@ -1576,4 +1576,63 @@ mod tests {
         let err = verify_consistency_file(&file, &f.trusted(), Some(&wrong)).unwrap_err();
         assert_eq!(err.check(), "consistency", "{err}");
     }
+
+    // -- The examples of docs/api.md, byte for byte -----------------------------------
+
+    const DOC_VKEY: &str =
+        "vouch.local/default+86903c8f+AUxC16aLwDtXSyl7z32IVXKFAWtDmbKVPQzui1bGh9FG";
+    const DOC_INCLUSION: &str = r#"{
+  "format": "vouch.inclusion-proof.v1",
+  "ledger": "default",
+  "hash": "blake3",
+  "index": 1,
+  "tree_size": 3,
+  "leaf_hash": "68a3bc76367a5d4c805bfec0ae284cb46ec8bc52e1b3adc8636430ad113f1606",
+  "leaf_bytes": "AQEBAAAAAAAAAKc5DQVUWuoYAhAHAAAAazFhcHBsaWNhdGlvbi9qc29ueyJhIjoxfQ==",
+  "path": [
+    "511ecea69aa080258fc5a8408eef07b4c4a459021536a7513dca67714fea40dd",
+    "2763dfbb8fb98d5099d0809a69ca1c41e90e713b2fbbae93c6cbcf4930e72247"
+  ],
+  "checkpoint": "vouch.local/default\n3\noYZe/+iB9Jsurq8+tq5uRFu6RGLKGIvX0hfMYprSxTk=\n\n— vouch.local/default hpA8jzWF8KiKPmkPPXdp9bl16o2XJQervWaQCE46KVvi/rX+Tz4sdA6/vNlHTAUCilva7V5Ue5q6k3h/SABYl9q6cwE=\n"
+}
+"#;
+    const DOC_CONSISTENCY: &str = r#"{
+  "format": "vouch.consistency-proof.v1",
+  "ledger": "default",
+  "hash": "blake3",
+  "old_size": 3,
+  "new_size": 5,
+  "path": [
+    "2763dfbb8fb98d5099d0809a69ca1c41e90e713b2fbbae93c6cbcf4930e72247",
+    "683dd58fa88d957cbba57113befc2d84edd3f8e18180a495ff51bef000cb4826",
+    "e7940de45b41ed9a1a7dad068e8f8d97931480d366c47d3aec27179b7b62d127",
+    "cf15a20d82ba92224a71b403349c0b74a4d785fc03742046c2361e0aae974cc3"
+  ],
+  "old_checkpoint": "vouch.local/default\n3\noYZe/+iB9Jsurq8+tq5uRFu6RGLKGIvX0hfMYprSxTk=\n\n— vouch.local/default hpA8jzWF8KiKPmkPPXdp9bl16o2XJQervWaQCE46KVvi/rX+Tz4sdA6/vNlHTAUCilva7V5Ue5q6k3h/SABYl9q6cwE=\n",
+  "new_checkpoint": "vouch.local/default\n5\nOZDscjNP5ji2PIILmgZqqitu0bpCavI5DQFchHIJpEU=\n\n— vouch.local/default hpA8j7zS05C/deDDNZuamr1j0yhnmmmlW8t7MnZnVK8AlE/rDBwwazTg39ebwx07F92+5Y4Vp+Cy5blAfNtod4J6WQw=\n"
+}
+"#;
+
+    #[test]
+    fn the_documented_example_verifies() {
+        let trusted: Verifiers =
+            std::iter::once(vouch_ledger_core::note::Verifier::from_vkey(DOC_VKEY).unwrap())
+                .collect();
+        let inclusion = InclusionProofFile::parse(DOC_INCLUSION.as_bytes()).unwrap();
+        assert_eq!(inclusion.to_json(), DOC_INCLUSION);
+        let verified = verify_inclusion_file(&inclusion, &trusted).unwrap();
+        assert_eq!(verified.checks.len(), 4);
+        assert_eq!(
+            verified.checkpoint.checkpoint.root.to_hex(),
+            "a1865effe881f49b2eaeaf3eb6ae6e445bba4462ca188bd7d217cc629ad2c539"
+        );
+        let consistency = ConsistencyProofFile::parse(DOC_CONSISTENCY.as_bytes()).unwrap();
+        assert_eq!(consistency.to_json(), DOC_CONSISTENCY);
+        verify_consistency_file(&consistency, &trusted, None).unwrap();
+        // The documented files are the documented bytes.
+        let doc = include_str!("../../docs/api.md");
+        for example in [DOC_INCLUSION, DOC_CONSISTENCY] {
+            assert!(doc.contains(&format!("```json\n{example}```\n")));
+        }
+    }
 }
