@@ -18,6 +18,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use cel::common::ast::{Expr, IdedExpr};
+use cel::common::types::{CelBool, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString};
+use cel::common::value::Val;
 use cel::parser::Parser;
 use cel::{Context, Value};
 
@@ -542,9 +544,40 @@ impl Checker<'_> {
 }
 
 /// Builds the CEL values of the variables of a request.
+///
+/// Values are built directly as CEL's own value types, borrowing every string from the
+/// request (no copies), and only for the variables the matched conditions read.
 pub(crate) struct Bindings<'r> {
     request: &'r Request,
     params: &'r [(String, ParamValue)],
+}
+
+type Boxed<'r> = Box<dyn Val + 'r>;
+
+fn text(s: &str) -> Boxed<'_> {
+    Box::new(CelString::from(s))
+}
+
+fn opt_text(s: Option<&String>) -> Boxed<'_> {
+    Box::new(CelString::from(s.map_or("", String::as_str)))
+}
+
+fn text_list(items: &[String]) -> Boxed<'_> {
+    Box::new(CelList::from(
+        items.iter().map(|s| text(s)).collect::<Vec<_>>(),
+    ))
+}
+
+fn int(v: i64) -> Boxed<'static> {
+    Box::new(CelInt::from(v))
+}
+
+fn record<'r>(entries: Vec<(&'static str, Boxed<'r>)>) -> Boxed<'r> {
+    let map: HashMap<CelMapKey<'r>, Boxed<'r>> = entries
+        .into_iter()
+        .map(|(k, v)| (CelMapKey::from(k), v))
+        .collect();
+    Box::new(CelMap::from(map))
 }
 
 impl<'r> Bindings<'r> {
@@ -553,80 +586,68 @@ impl<'r> Bindings<'r> {
     }
 
     /// A context with the variables in `vars` bound.
-    pub(crate) fn context(&self, env: &Arc<cel::Env>, vars: VarSet) -> Context<'static, 'static> {
+    pub(crate) fn context(&self, env: &Arc<cel::Env>, vars: VarSet) -> Context<'r, 'r> {
         let mut ctx = Context::with_env(Arc::clone(env));
         for (index, (name, _)) in VARIABLES.iter().enumerate() {
             if vars.contains(index) {
-                ctx.add_variable_from_value(*name, self.value(name));
+                ctx.add_variable_as_val(*name, self.value(name));
             }
         }
         ctx
     }
 
-    fn value(&self, name: &str) -> Value {
+    fn value(&self, name: &str) -> Boxed<'r> {
         let r = self.request;
-        let s = |v: &str| Value::from(v.to_owned());
-        let opt = |v: &Option<String>| Value::from(v.clone().unwrap_or_default());
-        let list = |v: &[String]| Value::List(Arc::new(v.iter().map(|x| s(x)).collect()));
-        let record = |entries: Vec<(&str, Value)>| {
-            let map: HashMap<String, Value> = entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect();
-            Value::from(map)
-        };
         match name {
-            "subject" => s(&r.subject),
-            "environment" => s(&r.environment),
-            "transition" => opt(&r.transition),
-            "repository" => opt(&r.repository),
-            "branch" => opt(&r.branch),
-            "service" => opt(&r.service),
-            "tier" => opt(&r.tier),
-            "risk" => opt(&r.risk),
-            "change_type" => opt(&r.change_type),
-            "author" => s(&r.author),
-            "co_authors" => list(&r.co_authors),
-            "requester" => opt(&r.requester),
-            "releaser" => opt(&r.releaser),
-            "approvals" => Value::List(Arc::new(
+            "subject" => text(&r.subject),
+            "environment" => text(&r.environment),
+            "transition" => opt_text(r.transition.as_ref()),
+            "repository" => opt_text(r.repository.as_ref()),
+            "branch" => opt_text(r.branch.as_ref()),
+            "service" => opt_text(r.service.as_ref()),
+            "tier" => opt_text(r.tier.as_ref()),
+            "risk" => opt_text(r.risk.as_ref()),
+            "change_type" => opt_text(r.change_type.as_ref()),
+            "author" => text(&r.author),
+            "co_authors" => text_list(&r.co_authors),
+            "requester" => opt_text(r.requester.as_ref()),
+            "releaser" => opt_text(r.releaser.as_ref()),
+            "approvals" => Box::new(CelList::from(
                 r.approvals
                     .iter()
                     .map(|a| {
+                        let kind = match a.kind {
+                            ApprovalKind::Pr => "pr",
+                            ApprovalKind::Production => "production",
+                        };
                         record(vec![
-                            ("approver", s(&a.approver)),
-                            ("roles", list(&a.roles)),
-                            (
-                                "kind",
-                                s(match a.kind {
-                                    ApprovalKind::Pr => "pr",
-                                    ApprovalKind::Production => "production",
-                                }),
-                            ),
-                            ("at", Value::Int(a.at.as_second())),
-                            ("rationale", opt(&a.rationale)),
+                            ("approver", text(&a.approver)),
+                            ("roles", text_list(&a.roles)),
+                            ("kind", text(kind)),
+                            ("at", int(a.at.as_second())),
+                            ("rationale", opt_text(a.rationale.as_ref())),
                         ])
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )),
             "evidence" => {
-                let map: HashMap<String, Value> = r
+                let map: HashMap<CelMapKey<'r>, Boxed<'r>> = r
                     .evidence
                     .iter()
                     .map(|(k, v)| {
-                        let v = match v {
-                            EvidenceValue::Text(t) => s(t),
-                            EvidenceValue::Number(n) => Value::Int(*n),
-                            EvidenceValue::Flag(b) => Value::Bool(*b),
-                            EvidenceValue::List(items) => list(items),
+                        let v: Boxed<'r> = match v {
+                            EvidenceValue::Text(t) => text(t),
+                            EvidenceValue::Number(n) => int(*n),
+                            EvidenceValue::Flag(b) => Box::new(CelBool::from(*b)),
+                            EvidenceValue::List(items) => text_list(items),
                         };
-                        (k.clone(), v)
+                        (CelMapKey::from(k.as_str()), v)
                     })
                     .collect();
-                Value::from(map)
+                Box::new(CelMap::from(map))
             }
             "checks" => {
-                let map: HashMap<String, Value> = r
+                let map: HashMap<CelMapKey<'r>, Boxed<'r>> = r
                     .checks
                     .iter()
                     .map(|(k, c)| {
@@ -637,72 +658,87 @@ impl<'r> Bindings<'r> {
                             CheckStatus::Pending => "pending",
                         };
                         let v = record(vec![
-                            ("status", s(status)),
-                            ("rationale", opt(&c.rationale)),
-                            ("url", opt(&c.url)),
+                            ("status", text(status)),
+                            ("rationale", opt_text(c.rationale.as_ref())),
+                            ("url", opt_text(c.url.as_ref())),
                         ]);
-                        (k.clone(), v)
+                        (CelMapKey::from(k.as_str()), v)
                     })
                     .collect();
-                Value::from(map)
+                Box::new(CelMap::from(map))
             }
             "artifact" => {
                 let (v, c, d) = r.artifact.as_ref().map_or(("", "", ""), |a| {
                     (a.version.as_str(), a.commit.as_str(), a.digest.as_str())
                 });
-                record(vec![("version", s(v)), ("commit", s(c)), ("digest", s(d))])
-            }
-            "labels" => {
-                let map: HashMap<String, Value> =
-                    r.labels.iter().map(|(k, v)| (k.clone(), s(v))).collect();
-                Value::from(map)
-            }
-            "now" => Value::Int(r.now.as_second()),
-            "emergency" => {
-                let e = r.emergency.clone().unwrap_or_default();
                 record(vec![
-                    ("id", opt(&e.id)),
-                    ("reason", opt(&e.reason)),
-                    ("approver", opt(&e.approver)),
-                    ("approver_roles", list(&e.approver_roles)),
-                    ("scope", opt(&e.scope)),
-                    ("rollback_plan", opt(&e.rollback_plan)),
-                    ("follow_ups", list(&e.follow_ups)),
+                    ("version", text(v)),
+                    ("commit", text(c)),
+                    ("digest", text(d)),
                 ])
             }
-            "promotions" => Value::List(Arc::new(
+            "labels" => {
+                let map: HashMap<CelMapKey<'r>, Boxed<'r>> = r
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (CelMapKey::from(k.as_str()), text(v)))
+                    .collect();
+                Box::new(CelMap::from(map))
+            }
+            "now" => int(r.now.as_second()),
+            "emergency" => match &r.emergency {
+                Some(e) => record(vec![
+                    ("id", opt_text(e.id.as_ref())),
+                    ("reason", opt_text(e.reason.as_ref())),
+                    ("approver", opt_text(e.approver.as_ref())),
+                    ("approver_roles", text_list(&e.approver_roles)),
+                    ("scope", opt_text(e.scope.as_ref())),
+                    ("rollback_plan", opt_text(e.rollback_plan.as_ref())),
+                    ("follow_ups", text_list(&e.follow_ups)),
+                ]),
+                None => record(vec![
+                    ("id", text("")),
+                    ("reason", text("")),
+                    ("approver", text("")),
+                    ("approver_roles", text_list(&[])),
+                    ("scope", text("")),
+                    ("rollback_plan", text("")),
+                    ("follow_ups", text_list(&[])),
+                ]),
+            },
+            "promotions" => Box::new(CelList::from(
                 r.context
                     .promotions
                     .iter()
                     .map(|p| {
                         record(vec![
-                            ("environment", s(&p.environment)),
-                            ("version", s(&p.version)),
-                            ("commit", s(&p.commit)),
-                            ("digest", s(&p.digest)),
-                            ("at", Value::Int(p.at.as_second())),
+                            ("environment", text(&p.environment)),
+                            ("version", text(&p.version)),
+                            ("commit", text(&p.commit)),
+                            ("digest", text(&p.digest)),
+                            ("at", int(p.at.as_second())),
                         ])
                     })
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )),
             "params" => {
-                let map: HashMap<String, Value> = self
+                let map: HashMap<CelMapKey<'r>, Boxed<'r>> = self
                     .params
                     .iter()
                     .map(|(k, v)| {
-                        let v = match v {
-                            ParamValue::Integer(i) => Value::Int(*i),
-                            ParamValue::Duration(d) => Value::Int(d.seconds()),
-                            ParamValue::String(t) => s(t),
-                            ParamValue::Strings(items) => list(items),
-                            ParamValue::Boolean(b) => Value::Bool(*b),
+                        let v: Boxed<'r> = match v {
+                            ParamValue::Integer(i) => int(*i),
+                            ParamValue::Duration(d) => int(d.seconds()),
+                            ParamValue::String(t) => text(t),
+                            ParamValue::Strings(items) => text_list(items),
+                            ParamValue::Boolean(b) => Box::new(CelBool::from(*b)),
                         };
-                        (k.clone(), v)
+                        (CelMapKey::from(k.as_str()), v)
                     })
                     .collect();
-                Value::from(map)
+                Box::new(CelMap::from(map))
             }
-            _ => Value::Null,
+            _ => Box::new(CelNull),
         }
     }
 }

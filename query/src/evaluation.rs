@@ -619,7 +619,7 @@ impl PolicyCheck<'_> {
         let r = self.request;
         let now = r.now();
         let mut eligible: Vec<(&str, Vec<&str>)> = Vec::new();
-        let mut not_counted: BTreeSet<String> = BTreeSet::new();
+        let mut not_counted: Vec<(&str, &str)> = Vec::new();
         for approval in r.approvals() {
             let kind_ok = match a.kind {
                 KindFilter::Any => true,
@@ -649,7 +649,7 @@ impl PolicyCheck<'_> {
                 None
             };
             if let Some(why) = excluded {
-                not_counted.insert(format!("{who} ({why})"));
+                not_counted.push((who, why));
                 continue;
             }
             match eligible.iter_mut().find(|(w, _)| *w == who) {
@@ -658,23 +658,23 @@ impl PolicyCheck<'_> {
             }
         }
         // A person counted for one approval is not "not counted" because of another.
-        not_counted.retain(|n| {
-            !eligible
-                .iter()
-                .any(|(w, _)| n.starts_with(&format!("{w} (")))
-        });
+        not_counted.retain(|(who, _)| !eligible.iter().any(|(w, _)| w == who));
         let kind_text = match a.kind {
             KindFilter::Any => "",
             KindFilter::Pr => " pr",
             KindFilter::Production => " production",
         };
-        let note = if not_counted.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; not counted: {}",
-                not_counted.iter().cloned().collect::<Vec<_>>().join(", ")
-            )
+        let note = || {
+            if not_counted.is_empty() {
+                return String::new();
+            }
+            let mut shown: Vec<String> = not_counted
+                .iter()
+                .map(|(w, why)| format!("{w} ({why})"))
+                .collect();
+            shown.sort();
+            shown.dedup();
+            format!("; not counted: {}", shown.join(", "))
         };
         let count = i64::try_from(eligible.len()).unwrap_or(i64::MAX);
         let min = self.params.int(&a.min).max(0);
@@ -683,13 +683,14 @@ impl PolicyCheck<'_> {
                 "approvals.min",
                 "approvals-insufficient",
                 format!(
-                    "needs {} more{kind_text} {} ({min} required, {count} counted{note})",
+                    "needs {} more{kind_text} {} ({min} required, {count} counted{})",
                     min - count,
                     if min - count == 1 {
                         "approval"
                     } else {
                         "approvals"
-                    }
+                    },
+                    note()
                 ),
             );
         }
@@ -739,7 +740,7 @@ impl PolicyCheck<'_> {
     fn separation_of_duties(&mut self) {
         let r = self.request;
         for rule in &self.policy.sod {
-            let requirement = format!("separation_of_duties.{}", rule.as_str());
+            let requirement = || format!("separation_of_duties.{}", rule.as_str());
             match rule {
                 SodRule::AuthorCannotApprove => {
                     let mut who: Vec<&str> = r
@@ -752,7 +753,7 @@ impl PolicyCheck<'_> {
                     who.dedup();
                     if !who.is_empty() {
                         self.violation(
-                            requirement,
+                            requirement(),
                             "sod-author-approved",
                             format!(
                                 "{} authored the change and approved it; authors cannot approve",
@@ -766,7 +767,7 @@ impl PolicyCheck<'_> {
                         && r.approvals().iter().any(|a| a.approver == req)
                     {
                         self.violation(
-                                requirement,
+                                requirement(),
                                 "sod-requester-approved",
                                 format!("{req} requested the change and approved it; the requester cannot approve"),
                             );
@@ -777,7 +778,7 @@ impl PolicyCheck<'_> {
                         && r.approvals().iter().any(|a| a.approver == rel)
                     {
                         self.violation(
-                                requirement,
+                                requirement(),
                                 "sod-releaser-approved",
                                 format!("{rel} releases the change and approved it; the releaser cannot approve"),
                             );
@@ -799,7 +800,7 @@ impl PolicyCheck<'_> {
                     };
                     if !production.is_empty() && production.iter().all(|w| is_pr_approver(w)) {
                         self.violation(
-                            requirement,
+                            requirement(),
                             "sod-production-approver-is-pr-approver",
                             format!(
                                 "every production approver ({}) also approved the pull request; at least one production approver must be independent of code review",
@@ -819,7 +820,7 @@ impl PolicyCheck<'_> {
                         && approved_production
                     {
                         self.violation(
-                            requirement,
+                            requirement(),
                             "sod-sole-author-releaser-approved",
                             format!("{author} is the sole author and the releaser and must not also approve the production deployment"),
                         );
@@ -859,25 +860,25 @@ impl PolicyCheck<'_> {
 
     fn checks(&mut self) {
         for c in &self.policy.checks {
-            let requirement = format!("checks.{}", c.name);
+            let requirement = || format!("checks.{}", c.name);
             let name = &c.name;
             match self.request.checks.get(name) {
-                None => self.violation(requirement, "check-missing", format!("check \"{name}\" has no result")),
+                None => self.violation(requirement(), "check-missing", format!("check \"{name}\" has no result")),
                 Some(result) => match result.status {
                     CheckStatus::Passed => {}
-                    CheckStatus::Failed => self.violation(requirement, "check-failed", format!("check \"{name}\" failed")),
+                    CheckStatus::Failed => self.violation(requirement(), "check-failed", format!("check \"{name}\" failed")),
                     CheckStatus::Pending => {
-                        self.violation(requirement, "check-pending", format!("check \"{name}\" has not finished"));
+                        self.violation(requirement(), "check-pending", format!("check \"{name}\" has not finished"));
                     }
                     CheckStatus::Na if !c.allow_na => self.violation(
-                        requirement,
+                        requirement(),
                         "check-na-not-allowed",
                         format!("check \"{name}\" is marked not applicable, which this policy does not allow"),
                     ),
                     CheckStatus::Na => {
                         if result.rationale.as_deref().is_none_or(|s| s.trim().is_empty()) {
                             self.violation(
-                                requirement,
+                                requirement(),
                                 "check-na-without-rationale",
                                 format!("check \"{name}\" is marked not applicable without a rationale"),
                             );
@@ -963,25 +964,31 @@ impl PolicyCheck<'_> {
         if let Some(index) = w.calendar
             && let Some(cal) = bundle.calendars.get(index)
         {
-            let placed = window::place(cal, now);
-            if placed.inside {
+            if window::contains(cal, now) {
                 inside = Some(cal.name.clone());
             } else {
                 problems.push((
                     "window.calendar".to_owned(),
                     "outside-change-window",
-                    format!("{} is outside change window {}", placed.local, cal.name),
+                    format!(
+                        "{} is outside change window {}",
+                        window::local_time(cal, now),
+                        cal.name
+                    ),
                 ));
             }
         }
         for index in &w.freeze {
             if let Some(cal) = bundle.calendars.get(*index) {
-                let placed = window::place(cal, now);
-                if placed.inside {
+                if window::contains(cal, now) {
                     problems.push((
                         format!("window.freeze.{}", cal.name),
                         "inside-freeze",
-                        format!("{} is inside freeze {}", placed.local, cal.name),
+                        format!(
+                            "{} is inside freeze {}",
+                            window::local_time(cal, now),
+                            cal.name
+                        ),
                     ));
                 }
             }
@@ -1102,7 +1109,7 @@ impl PolicyCheck<'_> {
 
     fn conditions(&mut self, ctx: &cel::Context<'_, '_>) {
         for c in &self.policy.conditions {
-            let requirement = format!("conditions.{}", c.id);
+            let requirement = || format!("conditions.{}", c.id);
             match c.condition.evaluate(ctx) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -1110,11 +1117,11 @@ impl PolicyCheck<'_> {
                         .message
                         .clone()
                         .unwrap_or_else(|| format!("condition {} is not satisfied", c.id));
-                    self.violation(requirement, "condition-failed", message);
+                    self.violation(requirement(), "condition-failed", message);
                 }
                 Err(e) => self.errors.push(Reason::new(
                     Some(&self.policy.id),
-                    requirement,
+                    requirement(),
                     "evaluation-error",
                     format!("condition {} could not be evaluated: {e}", c.id),
                 )),

@@ -12,35 +12,33 @@ use jiff::Timestamp;
 
 use crate::compiler::RtCalendar;
 
-/// Where an instant falls relative to a calendar.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Placement {
-    /// Whether the calendar contains the instant.
-    pub(crate) inside: bool,
-    /// The local time, for messages: `Sat 12:00 Europe/Berlin`.
-    pub(crate) local: String,
-}
-
-/// Places `now` relative to `calendar`.
-pub(crate) fn place(calendar: &RtCalendar, now: Timestamp) -> Placement {
+/// Whether `calendar` contains `now`.
+pub(crate) fn contains(calendar: &RtCalendar, now: Timestamp) -> bool {
+    if calendar
+        .dates
+        .iter()
+        .any(|(start, end)| *start <= now && now < *end)
+    {
+        return true;
+    }
+    if calendar.weekly.is_empty() {
+        return false;
+    }
     let zoned = now.to_zoned(calendar.tz.clone());
     let weekday_bit = 1u8 << zoned.weekday().to_monday_zero_offset();
     let minute =
         u16::try_from(i32::from(zoned.hour()) * 60 + i32::from(zoned.minute())).unwrap_or(0);
-    let weekly = calendar
+    calendar
         .weekly
         .iter()
-        .any(|(days, start, end)| days & weekday_bit != 0 && *start <= minute && minute < *end);
-    let dated = calendar
-        .dates
-        .iter()
-        .any(|(start, end)| *start <= now && now < *end);
+        .any(|(days, start, end)| days & weekday_bit != 0 && *start <= minute && minute < *end)
+}
+
+/// The local time of `now` in the calendar's zone, for messages: `Sat 2025-06-07 12:00 Europe/Berlin`.
+pub(crate) fn local_time(calendar: &RtCalendar, now: Timestamp) -> String {
+    let zoned = now.to_zoned(calendar.tz.clone());
     let zone = calendar.tz.iana_name().unwrap_or("UTC");
-    let local = format!("{} {zone}", zoned.strftime("%a %Y-%m-%d %H:%M"));
-    Placement {
-        inside: weekly || dated,
-        local,
-    }
+    format!("{} {zone}", zoned.strftime("%a %Y-%m-%d %H:%M"))
 }
 
 #[cfg(test)]
@@ -69,31 +67,31 @@ mod tests {
     fn weekly_windows_are_local_and_half_open() {
         let cal = berlin_business_hours();
         // 2025-06-03 is a Tuesday; Berlin is UTC+2 in June.
-        assert!(place(&cal, at("2025-06-03T07:00:00Z")).inside);
-        assert!(!place(&cal, at("2025-06-03T06:59:59Z")).inside);
+        assert!(contains(&cal, at("2025-06-03T07:00:00Z")));
+        assert!(!contains(&cal, at("2025-06-03T06:59:59Z")));
         assert!(
-            !place(&cal, at("2025-06-03T14:00:00Z")).inside,
+            !contains(&cal, at("2025-06-03T14:00:00Z")),
             "16:00 local is excluded"
         );
-        assert!(place(&cal, at("2025-06-03T13:59:00Z")).inside);
+        assert!(contains(&cal, at("2025-06-03T13:59:00Z")));
         // Friday.
-        assert!(!place(&cal, at("2025-06-06T08:00:00Z")).inside);
+        assert!(!contains(&cal, at("2025-06-06T08:00:00Z")));
         assert_eq!(
-            place(&cal, at("2025-06-06T08:00:00Z")).local,
+            local_time(&cal, at("2025-06-06T08:00:00Z")),
             "Fri 2025-06-06 10:00 Europe/Berlin"
         );
         // In January Berlin is UTC+1.
-        assert!(place(&cal, at("2026-01-06T08:00:00Z")).inside);
-        assert!(!place(&cal, at("2026-01-06T07:30:00Z")).inside);
+        assert!(contains(&cal, at("2026-01-06T08:00:00Z")));
+        assert!(!contains(&cal, at("2026-01-06T07:30:00Z")));
     }
 
     #[test]
     fn date_ranges_are_absolute() {
         let cal = berlin_business_hours();
         // Saturday inside the range.
-        assert!(place(&cal, at("2025-12-27T12:00:00Z")).inside);
+        assert!(contains(&cal, at("2025-12-27T12:00:00Z")));
         assert!(
-            !place(&cal, at("2026-01-04T23:00:00Z")).inside,
+            !contains(&cal, at("2026-01-04T23:00:00Z")),
             "end is exclusive"
         );
     }

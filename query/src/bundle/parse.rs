@@ -413,7 +413,7 @@ fn int_quantity(
             loc: node.loc,
         });
     }
-    r.expected(path, node, "an integer or {param: <name>}");
+    r.expected(path, node, "an integer");
     None
 }
 
