@@ -828,6 +828,14 @@ fn checkpoint_check(name: &'static str, trusted: &TrustedCheckpoint) -> Check {
     }
 }
 
+/// "1 path hash", "3 path hashes".
+fn path_len(path: &[Hash]) -> String {
+    match path.len() {
+        1 => "1 path hash".to_owned(),
+        n => format!("{n} path hashes"),
+    }
+}
+
 fn check_size(which: &'static str, stated: TreeSize, signed: TreeSize) -> Result<(), CheckFailed> {
     if stated == signed {
         Ok(())
@@ -899,11 +907,11 @@ pub fn verify_inclusion_file(
     checks.push(Check {
         name: "inclusion",
         detail: format!(
-            "leaf {} is entry {} of the tree of size {} with the signed root ({} path hashes, {})",
+            "leaf {} is entry {} of the tree of size {} with the signed root ({}, {})",
             file.leaf_hash,
             file.index,
             cp.size,
-            file.path.len(),
+            path_len(&file.path),
             file.hash
         ),
     });
@@ -930,6 +938,13 @@ pub fn verify_consistency_file(
     let new = open_trusted("new-checkpoint", &file.new_checkpoint, trusted)?;
     checks.push(checkpoint_check("new-checkpoint", &new));
     check_size("new-size", file.new_size, new.checkpoint.size)?;
+    checks.push(Check {
+        name: "new-size",
+        detail: format!(
+            "the proof ends at the new checkpoint's size {}",
+            file.new_size
+        ),
+    });
     let old_root = match (old, &file.old_checkpoint) {
         (Some(OldRoot::Hash(root)), _) => {
             checks.push(Check {
@@ -945,6 +960,13 @@ pub fn verify_consistency_file(
             let signed = open_trusted("old-checkpoint", note, trusted)?;
             checks.push(checkpoint_check("old-checkpoint", &signed));
             check_size("old-size", file.old_size, signed.checkpoint.size)?;
+            checks.push(Check {
+                name: "old-size",
+                detail: format!(
+                    "the proof starts at the old checkpoint's size {}",
+                    file.old_size
+                ),
+            });
             signed.checkpoint.root
         }
         (None, None) => return Err(CheckFailed::NoOldRoot(file.old_size.0)),
@@ -959,10 +981,10 @@ pub fn verify_consistency_file(
     checks.push(Check {
         name: "consistency",
         detail: format!(
-            "the tree of size {} is a prefix of the tree of size {} ({} path hashes, {})",
+            "the tree of size {} is a prefix of the tree of size {} ({}, {})",
             file.old_size,
             file.new_size,
-            file.path.len(),
+            path_len(&file.path),
             file.hash
         ),
     });

@@ -114,7 +114,7 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path) -> Self {
-        let mut child = command(&[
+        Self::start_with(&[
             "serve",
             "--data-dir",
             data_dir.to_str().unwrap(),
@@ -125,12 +125,16 @@ impl Server {
             "--checkpoint-every-ms",
             "100",
         ])
-        .env("VOUCH_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vouch serve");
+    }
+
+    fn start_with(args: &[&str]) -> Self {
+        let mut child = command(args)
+            .env("VOUCH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vouch serve");
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
         let sink = stderr.clone();
@@ -677,4 +681,44 @@ fn exit_codes_tell_usage_connection_and_verification_apart() {
         &vkey,
     ]);
     assert_eq!(missing.code, 1, "{missing:#?}");
+}
+
+#[test]
+fn tokens_from_token_create_are_enforced_through_a_config_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = run(&[
+        "token", "create", "--role", "writer", "--name", "ci", "--json",
+    ])
+    .ok()
+    .json();
+    let auditor = run(&["token", "create", "--role", "auditor", "--json"])
+        .ok()
+        .json();
+    let config = format!(
+        "data_dir = {:?}\nlisten = \"127.0.0.1:0\"\n\n[metrics]\nenabled = false\n\n{}\n{}",
+        tmp.path().join("data").to_str().unwrap(),
+        writer["toml"].as_str().unwrap(),
+        auditor["toml"].as_str().unwrap(),
+    );
+    let config_path = write(tmp.path(), "vouch.toml", &config);
+    let server = Server::start_with(&["serve", "--config", config_path.to_str().unwrap()]);
+    let anonymous = server.client(&["append", "x"]);
+    assert_eq!(anonymous.code, 5, "{anonymous:#?}");
+    assert!(
+        anonymous.stderr.contains("unauthenticated"),
+        "{anonymous:#?}"
+    );
+    let token = writer["token"].as_str().unwrap();
+    let appended = server
+        .client(&["--token", token, "append", "x", "--json"])
+        .ok()
+        .json();
+    assert_eq!(appended["index"], 0);
+    let read_only = auditor["token"].as_str().unwrap();
+    let denied = server.client(&["--token", read_only, "append", "y"]);
+    assert_eq!(denied.code, 5, "{denied:#?}");
+    assert!(denied.stderr.contains("permission denied"), "{denied:#?}");
+    server.client(&["--token", read_only, "get", "0"]).ok();
+    let status = server.terminate();
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }

@@ -91,6 +91,15 @@ fn failure(name: &str, e: &VerifyError) -> anyhow::Error {
     }
 }
 
+/// A duration for people: milliseconds below a second.
+fn took(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
 fn report_json(name: &str, r: &VerifyReport) -> serde_json::Value {
     json!({
         "ledger": name,
@@ -132,7 +141,7 @@ fn report_text(name: &str, r: &VerifyReport) -> Block {
                 .as_ref()
                 .map(|t| format!("{t} (never acknowledged; the next open truncates it)")),
         )
-        .row("took", format!("{:.3} s", r.elapsed.as_secs_f64()))
+        .row("took", took(r.elapsed))
 }
 
 /// Runs `vouch verify-ledger`.
@@ -180,7 +189,7 @@ pub fn run(args: &VerifyLedgerArgs, ledger: Option<&str>, json: bool) -> anyhow:
         )?;
     } else {
         output::line(&format!(
-            "all {} verified in {}",
+            "verified {} in {}",
             output::count(names.len() as u64, "ledger", "ledgers"),
             root.display()
         ))?;
