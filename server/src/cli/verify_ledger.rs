@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{BinaryBytes, HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use vouch_storage::{VerifyError, VerifyProgress, VerifyReport, verify_ledger_dir};
 
@@ -56,7 +56,7 @@ fn ledger_names(root: &Path) -> anyhow::Result<Vec<String>> {
 
 fn progress_bar(name: &str, visible: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
-        Some(0),
+        None,
         if visible {
             ProgressDrawTarget::stderr()
         } else {
@@ -64,7 +64,7 @@ fn progress_bar(name: &str, visible: bool) -> ProgressBar {
         },
     );
     let style = ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {msg} {binary_bytes_per_sec} eta {eta}",
+        "{prefix} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec}, eta {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
@@ -121,8 +121,8 @@ fn report_text(name: &str, r: &VerifyReport) -> Block {
             "entries",
             format!(
                 "{} ({} of envelopes in {})",
-                r.entries,
-                output::count(r.envelope_bytes, "byte", "bytes"),
+                HumanCount(r.entries),
+                BinaryBytes(r.envelope_bytes),
                 output::count(r.segments as u64, "segment", "segments")
             ),
         )
@@ -132,7 +132,10 @@ fn report_text(name: &str, r: &VerifyReport) -> Block {
         )
         .row(
             "merkle nodes",
-            format!("{} compared with the rebuilt tree", r.nodes_compared),
+            format!(
+                "{} compared with the rebuilt tree",
+                HumanCount(r.nodes_compared)
+            ),
         )
         .row("root", r.root)
         .row_opt(
@@ -172,7 +175,6 @@ pub fn run(args: &VerifyLedgerArgs, ledger: Option<&str>, json: bool) -> anyhow:
         let mut on_progress = |p: &VerifyProgress| {
             bar.set_length(p.total_bytes);
             bar.set_position(p.bytes);
-            bar.set_message(format!("{} entries", p.entries));
         };
         let result = verify_ledger_dir(&root, name, &mut on_progress);
         bar.finish_and_clear();
