@@ -41,6 +41,9 @@ pub struct CompiledBundle {
     pub(crate) params: Vec<RtParam>,
     pub(crate) calendars: Vec<RtCalendar>,
     pub(crate) matchers: Vec<RtMatcher>,
+    /// One set per field (indexed like [`Field::ALL`]) of every distinct glob used on it, so a
+    /// request value is matched against all of a field's patterns in one pass.
+    pub(crate) field_globs: Vec<Option<GlobSet>>,
     pub(crate) overlays: Vec<RtOverlay>,
     pub(crate) policies: Vec<RtPolicy>,
     pub(crate) cel_env: Arc<cel::Env>,
@@ -139,7 +142,8 @@ pub(crate) struct RtCalendar {
 pub(crate) struct RtMatcher {
     pub(crate) field: Field,
     pub(crate) values: Vec<u32>,
-    pub(crate) globs: Option<GlobSet>,
+    /// Indexes of this matcher's patterns in the field's [`CompiledBundle::field_globs`] set.
+    pub(crate) globs: Vec<usize>,
     pub(crate) negated: bool,
 }
 
@@ -230,6 +234,8 @@ struct Compiler<'s> {
     used_calendars: HashSet<usize>,
     symbols: HashMap<String, u32>,
     matchers: Vec<(IrMatcher, RtMatcher)>,
+    /// Distinct glob patterns per field, in id order.
+    field_patterns: Vec<Vec<String>>,
     cel_params: Vec<(String, ParamType)>,
 }
 
@@ -266,6 +272,7 @@ pub(crate) fn analyze(source: &SourceBundle) -> (Option<CompiledBundle>, Vec<Fin
         used_calendars: HashSet::new(),
         symbols: HashMap::new(),
         matchers: Vec::new(),
+        field_patterns: vec![Vec::new(); Field::ALL.len()],
     };
     let (ir_params, rt_params) = c.parameters();
     let (ir_calendars, rt_calendars) = c.calendars();
@@ -297,6 +304,7 @@ pub(crate) fn analyze(source: &SourceBundle) -> (Option<CompiledBundle>, Vec<Fin
         findings,
         symbols,
         matchers,
+        field_patterns,
         ..
     } = c;
     let findings = findings.finish();
@@ -330,6 +338,21 @@ pub(crate) fn analyze(source: &SourceBundle) -> (Option<CompiledBundle>, Vec<Fin
         params: rt_params,
         calendars: rt_calendars,
         matchers: matchers.into_iter().map(|(_, m)| m).collect(),
+        field_globs: field_patterns
+            .iter()
+            .map(|patterns| {
+                if patterns.is_empty() {
+                    return None;
+                }
+                let mut builder = GlobSetBuilder::new();
+                for p in patterns {
+                    if let Ok(g) = build_glob(p) {
+                        builder.add(g);
+                    }
+                }
+                builder.build().ok()
+            })
+            .collect(),
         overlays: rt_overlays,
         policies: rt_policies,
         cel_env: cel_condition::environment(),
@@ -543,13 +566,10 @@ impl Compiler<'_> {
             let mpath = child(path, m.field.as_str());
             let values = sorted(&m.values);
             let globs = sorted(&m.globs);
-            let mut builder = GlobSetBuilder::new();
             let mut ok = true;
             for g in &m.globs {
                 match build_glob(&g.value) {
-                    Ok(glob) => {
-                        builder.add(glob);
-                    }
+                    Ok(_) => {}
                     Err(e) => {
                         ok = false;
                         self.findings.error(
@@ -576,16 +596,21 @@ impl Compiler<'_> {
                 ir.push(irm);
                 continue;
             }
-            let globset = if globs.is_empty() {
-                None
-            } else {
-                builder.build().ok()
-            };
+            let patterns = &mut self.field_patterns[m.field as usize];
+            let glob_ids: Vec<usize> = globs
+                .iter()
+                .map(|g| {
+                    patterns.iter().position(|p| p == g).unwrap_or_else(|| {
+                        patterns.push(g.clone());
+                        patterns.len() - 1
+                    })
+                })
+                .collect();
             let symbols: Vec<u32> = values.iter().map(|v| self.intern(v)).collect();
             let rt = RtMatcher {
                 field: m.field,
                 values: symbols,
-                globs: globset,
+                globs: glob_ids,
                 negated: m.negated,
             };
             ids.push(self.matchers.len());
@@ -731,7 +756,7 @@ impl Compiler<'_> {
                 path,
                 name.loc,
                 format!(
-                    "parameter \"{}\" is a {}, but a {} is needed here",
+                    "parameter \"{}\" is of type {}, but type {} is needed here",
                     name.value,
                     actual.as_str(),
                     ty.as_str()
@@ -924,7 +949,13 @@ impl Compiler<'_> {
             .iter()
             .filter(|f| f.severity == lint::Severity::Error)
             .count();
-        let (when, matchers) = self.when(&p.when, &child(path, "when"));
+        let (when, mut matchers) = self.when(&p.when, &child(path, "when"));
+        // Exact-value matchers are integer comparisons: try them before glob matchers.
+        matchers.sort_by_key(|id| {
+            self.matchers
+                .get(*id)
+                .is_some_and(|(_, m)| !m.globs.is_empty())
+        });
         for (m, decl) in when.iter().zip(p.when.iter().collect::<Vec<_>>().iter()) {
             if !self.reachable(m) {
                 let vocab = Field::parse(m.field).and_then(|f| self.vocabulary_of(f));

@@ -224,7 +224,7 @@ impl<'b> Params<'b> {
                     .iter()
                     .filter(|m| {
                         let rt = &bundle.matchers[**m];
-                        rt.globs.is_none() && !rt.negated
+                        rt.globs.is_empty() && !rt.negated
                     })
                     .count();
                 matching.push((o.matchers.len(), exact, index));
@@ -291,6 +291,9 @@ pub(crate) struct Memo {
     /// 0: not evaluated, 1: false, 2: true.
     state: Vec<u8>,
     symbols: [Option<u32>; 8],
+    /// Per field, the ids of the field's glob patterns that match the request value, once
+    /// computed (sorted).
+    glob_hits: [Option<Vec<usize>>; 8],
 }
 
 impl Memo {
@@ -303,6 +306,7 @@ impl Memo {
         Memo {
             state: vec![0; bundle.matchers.len()],
             symbols,
+            glob_hits: Default::default(),
         }
     }
 
@@ -325,7 +329,17 @@ impl Memo {
             Some(value) => {
                 let symbol = self.symbols[m.field as usize];
                 let hit = symbol.is_some_and(|s| m.values.contains(&s))
-                    || m.globs.as_ref().is_some_and(|g| g.is_match(value));
+                    || (!m.globs.is_empty() && {
+                        let hits = self.glob_hits[m.field as usize].get_or_insert_with(|| {
+                            bundle
+                                .field_globs
+                                .get(m.field as usize)
+                                .and_then(Option::as_ref)
+                                .map(|set| set.matches(value))
+                                .unwrap_or_default()
+                        });
+                        m.globs.iter().any(|g| hits.binary_search(g).is_ok())
+                    });
                 hit != m.negated
             }
         };
@@ -979,18 +993,18 @@ impl PolicyCheck<'_> {
             }
         }
         for index in &w.freeze {
-            if let Some(cal) = bundle.calendars.get(*index) {
-                if window::contains(cal, now) {
-                    problems.push((
-                        format!("window.freeze.{}", cal.name),
-                        "inside-freeze",
-                        format!(
-                            "{} is inside freeze {}",
-                            window::local_time(cal, now),
-                            cal.name
-                        ),
-                    ));
-                }
+            if let Some(cal) = bundle.calendars.get(*index)
+                && window::contains(cal, now)
+            {
+                problems.push((
+                    format!("window.freeze.{}", cal.name),
+                    "inside-freeze",
+                    format!(
+                        "{} is inside freeze {}",
+                        window::local_time(cal, now),
+                        cal.name
+                    ),
+                ));
             }
         }
         if problems.is_empty() {
