@@ -1,5 +1,5 @@
 //! The entry envelope through the public API: the worked example of
-//! `docs/proofs-envelope-notes.md` as a known answer, and properties of the encoder and the
+//! `docs/proofs.md` as a known answer, and properties of the encoder and the
 //! decoder (round trip, one encoding per entry, every limit at its boundary, truncation and
 //! trailing bytes, no panic on arbitrary bytes).
 
@@ -28,7 +28,7 @@ fn documented_entry() -> Entry {
 fn documented_example() {
     let entry = documented_entry();
     let bytes = entry.encode().unwrap();
-    // Field by field, as annotated in docs/proofs-envelope-notes.md.
+    // Field by field, as annotated in docs/proofs.md.
     let fields = [
         "01",
         "03",

@@ -613,7 +613,7 @@ fn derived_cosignature_verifies() {
     );
 }
 
-/// The signed checkpoint of `docs/proofs-envelope-notes.md`: a one-entry SHA-256 ledger
+/// The signed checkpoint of `docs/proofs.md`: a one-entry SHA-256 ledger
 /// whose only leaf is the documented envelope, signed with the documented test key.
 #[test]
 fn documented_checkpoint_example() {
