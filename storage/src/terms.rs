@@ -88,6 +88,25 @@ fn term_key(namespace: u8, value: &[u8], index: u64) -> Vec<u8> {
     k
 }
 
+/// Waits (a few seconds at most) until no open file holds sled's lock on its database.
+///
+/// sled releases its lock only when its last background job lets go of the file, a moment
+/// after its handle is dropped; a ledger closed and reopened at once in one process would find
+/// the lock still taken, take the index for damaged, and delete and rebuild it under the old
+/// instance. The ledger's own `LOCK` keeps other processes out, so the wait is short.
+fn wait_for_release(path: &Path) {
+    let Ok(db) = std::fs::File::open(path.join("db")) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Err(std::fs::TryLockError::WouldBlock) = db.try_lock() {
+        if std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// The built-in and extracted terms of an entry.
 pub(crate) fn entry_terms(
     entry: &EntryView<'_>,
@@ -123,6 +142,7 @@ pub(crate) fn entry_terms(
 impl TermIndex {
     /// Opens (or creates) the database. `Err` means sled could not open it.
     pub(crate) fn open(path: &Path, display: &Path) -> Result<Self, String> {
+        wait_for_release(path);
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(32 << 20)
