@@ -701,7 +701,7 @@ fn a_failed_head_write_at_close_loses_nothing() {
     ] {
         let dir = support::scratch_dir();
         let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 20);
-        let suffix = if matches!(kind, OpKind::SyncDir) {
+        let suffix = if kind == OpKind::SyncDir {
             LEDGER
         } else {
             "index.head.tmp"

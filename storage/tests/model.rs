@@ -395,7 +395,11 @@ fn check_op(h: &mut Harness, m: &mut Model, op: &Op) {
     // The sequencer makes cadence checkpoints after it answered the appends of a group, so the
     // checkpoints are compared only once it has surely caught up: when it answered a later
     // command (a checkpoint, a batch that waited for one), or was closed.
-    if caught_up || matches!(op, Op::CheckpointNow | Op::Reopen) {
+    let answered_later = match op {
+        Op::CheckpointNow | Op::Reopen => true,
+        _ => caught_up,
+    };
+    if answered_later {
         check_checkpoints(ledger, m);
     }
 }

@@ -2,7 +2,7 @@
 //! a deterministic clock, a small seeded random generator, entry drafts and directory copies.
 //!
 //! Each test binary includes this module with `mod support;` and uses a different part of it.
-#![allow(dead_code)] // Each suite uses a different subset of these helpers.
+#![allow(dead_code)] // Each suite uses a different part of this module.
 
 pub mod fault_vfs;
 
