@@ -15,11 +15,19 @@ use serde_saphyr::Spanned;
 use super::json::SyntaxError;
 use super::{Key, Loc, Node, NodeKind};
 
+/// Deepest nesting of sequences and mappings accepted.
+pub(crate) const MAX_DEPTH: usize = 24;
+
 /// Parses one YAML document from `text`.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     let mut options = serde_saphyr::options::Options::default();
     options.with_snippet = false;
     options.strict_booleans = true;
+    // Deserialising recurses once per level, with large frames: bound the nesting well below
+    // what a 2 MiB thread stack holds, so no document can overflow it.
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_depth = MAX_DEPTH;
+    options.budget = Some(budget);
     match serde_saphyr::from_str_with_options::<Spanned<Value>>(text, options) {
         Ok(spanned) => Ok(into_node(spanned)),
         Err(e) => {
@@ -38,6 +46,9 @@ fn clean_message(raw: &str) -> String {
     let mut msg = raw;
     if let Some(i) = msg.rfind(" at line ") {
         msg = &msg[..i];
+    }
+    if msg.starts_with("budget breached: Depth") || msg.starts_with("recursion limit exceeded") {
+        return format!("nesting deeper than {MAX_DEPTH} levels");
     }
     if let Some(key) = msg.strip_prefix("duplicate mapping key: ") {
         let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
@@ -231,6 +242,21 @@ mod tests {
         );
         let e = parse("a: 1\n---\nb: 2\n").unwrap_err();
         assert_eq!(e.loc, Loc::new(3, 1));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_it_can_overflow_the_stack() {
+        let deep = format!("{}1{}", "[".repeat(25), "]".repeat(25));
+        assert_eq!(
+            parse(&deep).unwrap_err().message,
+            "nesting deeper than 24 levels"
+        );
+        let ok = format!("{}1{}", "[".repeat(24), "]".repeat(24));
+        assert!(parse(&ok).is_ok());
+        assert_eq!(
+            parse(&"[".repeat(100_000)).unwrap_err().message,
+            "nesting deeper than 24 levels"
+        );
     }
 
     #[test]
