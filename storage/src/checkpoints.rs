@@ -44,6 +44,23 @@ pub(crate) fn note_text(note: &[u8]) -> Option<&str> {
     std::str::from_utf8(note.get(..=split)?).ok()
 }
 
+/// Whether the file holds only zeros from `offset` to its end `len`, no more than one frame.
+fn zeros_to_end(
+    file: &dyn VfsFile,
+    display: &Path,
+    offset: u64,
+    len: u64,
+) -> Result<bool, IoFailure> {
+    let rest = len.saturating_sub(offset);
+    if rest > (MAX_NOTE_LEN + 8) as u64 {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; usize::try_from(rest).unwrap_or(0)];
+    file.read_exact_at(&mut buf, offset)
+        .map_err(|e| IoFailure::new(display, "read", e))?;
+    Ok(buf.iter().all(|b| *b == 0))
+}
+
 fn parse_note(note: &[u8]) -> Result<Checkpoint, String> {
     let text = note_text(note).ok_or("not a signed note: no blank line before signatures")?;
     Checkpoint::parse(text).map_err(|e| e.to_string())
@@ -167,9 +184,12 @@ impl CheckpointLog {
                     }
                     Err(ScanStop::Io(e)) => return Err(OpenError::Io(e)),
                     Err(ScanStop::Bad { offset, reason }) => {
-                        // Only an incomplete last frame is a torn tail; a complete frame with a
-                        // bad checksum followed by more data is corruption.
-                        let incomplete = reason.starts_with("incomplete");
+                        // Only an incomplete last frame is a torn tail, or zeros from the bad
+                        // frame to the end (a crash kept the size the last write gave the file
+                        // but not its bytes); a frame with a bad checksum is corruption.
+                        let incomplete = reason.starts_with("incomplete")
+                            || zeros_to_end(&*file, &display, offset, len)
+                                .map_err(OpenError::Io)?;
                         if !incomplete {
                             return Err(OpenError::Corrupted(Corruption::at(
                                 &display, offset, reason,

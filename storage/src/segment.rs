@@ -113,17 +113,15 @@ impl Segment {
                     supported: u64::from(crate::frame::FORMAT_VERSION),
                 }));
             }
-            Err(e @ (HeaderError::Short(_) | HeaderError::BadCrc)) => {
+            // Short, a failed checksum, or zeros where a crash kept the size the header write
+            // gave the file but not its bytes: recovery decides whether it is a torn new
+            // segment or corruption.
+            Err(e) => {
                 return Err(SegmentOpenError::BadHeader {
                     display,
                     len,
                     reason: e.to_string(),
                 });
-            }
-            Err(e) => {
-                return Err(SegmentOpenError::Open(OpenError::Corrupted(
-                    Corruption::at(display, 0, e.to_string()),
-                )));
             }
         };
         if header.hash != hash {

@@ -87,10 +87,12 @@ impl NodeStore {
                 .map_err(|e| IoFailure::new(&display, "open", e))?;
             let mut buf = [0u8; FILE_HEADER_LEN];
             match file.read_exact_at(&mut buf, 0) {
-                Ok(()) => {}
-                // A crash or a failed write while the file was being created: it holds no
+                // A crash or a failed write while the file was being created (the header is
+                // short, or zeros where the file kept its size but not the bytes): it holds no
                 // node, so its level is not loaded (the writer writes its header again when
                 // the level is first needed; a level the index head needs is then missing).
+                Ok(()) if buf.iter().all(|b| *b == 0) => continue,
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => continue,
                 Err(e) => return Err(IoFailure::new(&display, "read header", e).into()),
             }
