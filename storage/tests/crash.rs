@@ -7,9 +7,10 @@
 //! file-system operations `K`, then once per crash point `1..=K`: the crash makes that
 //! operation and all later ones fail. The odd points run with BLAKE3 and the even ones with
 //! SHA-256 (the workload makes the same operations with either); `VOUCH_CRASH_ALL=1` runs
-//! every point with both. For each crash the durable state is rebuilt three ways (only synced
-//! bytes; everything written; a seeded random mix with torn writes), verified offline,
-//! reopened with the real file system and checked: the log is a prefix of what was written,
+//! every point with both. For each crash the durable state is rebuilt four ways (only synced
+//! bytes; everything written; a seeded random mix with torn writes; a seeded mix of lost
+//! writes whose files kept their size, so zeros), verified offline, reopened with the real
+//! file system and checked: the log is a prefix of what was written,
 //! every acknowledged entry, key and checkpoint is there, `verify` passes, the latest
 //! checkpoint is valid for the log, and appends work again.
 //!
@@ -40,6 +41,8 @@ const LEDGER: &str = "crash";
 const ALL_POINTS_UP_TO: u64 = 400;
 /// How many points the sample above [`ALL_POINTS_UP_TO`] holds.
 const SAMPLED_POINTS: u64 = 100;
+/// How many durable states each crash is rebuilt as.
+const SURVIVALS: usize = 4;
 
 /// Interval mode that only syncs when it must (checkpoint, head, roll-over, close), so that
 /// the workload's operations are the same on every run.
@@ -381,10 +384,11 @@ fn crash_at_every_point(hash: HashAlg, durability: Durability, parity: u64) {
             "crash point {point} of {k} was never reached"
         );
         let at = &trace[upto - 1];
-        let modes = [
+        let modes: [Survival; SURVIVALS] = [
             Survival::Synced,
             Survival::All,
             Survival::Random(point.wrapping_mul(0x9E37_79B9)),
+            Survival::Pages(point.wrapping_mul(0x85EB_CA6B)),
         ];
         for (m, survival) in modes.into_iter().enumerate() {
             let dest = dir.path().join(format!("after-{m}"));
@@ -410,8 +414,9 @@ fn crash_at_every_point(hash: HashAlg, durability: Durability, parity: u64) {
         }
     }
     eprintln!(
-        "{hash:?}, {durability}: {} crash points of {k} operations, 3 durable states each; {lost} acknowledged entries lost in all",
-        points.len()
+        "{hash:?}, {durability}: {} crash points of {k} operations, {} durable states each; {lost} acknowledged entries lost in all",
+        points.len(),
+        SURVIVALS
     );
     // Without fsync before the acknowledgement, power failures do lose acknowledged entries:
     // the model must have produced such states, or this test checked nothing of the kind.

@@ -144,6 +144,10 @@ pub enum Survival {
     /// For each file and directory, a random prefix of its pending operations survives, the
     /// next write perhaps torn; the seed makes the choice reproducible.
     Random(u64),
+    /// Each pending write survives or not on its own, and the file keeps the size the writes
+    /// gave it, so a lost write that extended the file leaves zeros (a file system that keeps
+    /// the size but not the data, as XFS can). Directories as [`Survival::Random`].
+    Pages(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -492,7 +496,7 @@ impl FaultVfs {
     ) -> io::Result<String> {
         let st = self.shared.lock();
         let mut rng = Rng::new(match survival {
-            Survival::Random(seed) => seed,
+            Survival::Random(seed) | Survival::Pages(seed) => seed,
             _ => 0,
         });
         let mut notes = Vec::new();
@@ -500,7 +504,7 @@ impl FaultVfs {
         let choose = |m: usize, rng: &mut Rng| match survival {
             Survival::Synced => 0,
             Survival::All => m,
-            Survival::Random(_) => match rng.below(3) {
+            Survival::Random(_) | Survival::Pages(_) => match rng.below(3) {
                 0 => 0,
                 1 => m,
                 _ => usize::try_from(rng.below(m as u64 + 1)).expect("small"),
@@ -540,6 +544,31 @@ impl FaultVfs {
             match ent {
                 Ent::Dir => fs::create_dir_all(&target)?,
                 Ent::File(n) => {
+                    if let (Survival::Pages(_), false) = (survival, contents.contains_key(n)) {
+                        let node = &st.nodes[*n];
+                        let mut bytes = node.durable.clone();
+                        let mut lost = 0;
+                        for op in &node.pending {
+                            match op {
+                                Pending::Write { offset, data } if rng.below(2) == 0 => {
+                                    let end = usize::try_from(*offset).expect("small") + data.len();
+                                    if bytes.len() < end {
+                                        bytes.resize(end, 0);
+                                    }
+                                    lost += 1;
+                                }
+                                other => other.apply(&mut bytes, None),
+                            }
+                        }
+                        if lost > 0 {
+                            notes.push(format!(
+                                "{}: {lost} of {} pending operations lost their data",
+                                rel.display(),
+                                node.pending.len()
+                            ));
+                        }
+                        contents.insert(*n, bytes);
+                    }
                     if !contents.contains_key(n) {
                         let node = &st.nodes[*n];
                         let m = node.pending.len();
