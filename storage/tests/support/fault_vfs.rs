@@ -53,9 +53,13 @@
 //!   part (a torn write: a prefix of its bytes);
 //! - a path survives only if every directory above it survives.
 //!
-//! [`Survival::Synced`] keeps no pending operation (only what was synced survives: the harshest
-//! power failure), [`Survival::All`] keeps all of them (a process crash: the page cache
-//! survives), and [`Survival::Random`] chooses per file and per directory, from a seed.
+//! [`Survival::Synced`] keeps no pending operation (only what was synced survives),
+//! [`Survival::All`] keeps all of them (a process crash: the page cache survives), and
+//! [`Survival::Random`] chooses per file and per directory, from a seed. [`Survival::Pages`]
+//! models a file system that keeps a file's size but not necessarily its data: every pending
+//! write of a file survives or not on its own (`set_len` and `allocate` always do), and a lost
+//! write that had extended the file leaves zeros in its place; directories are chosen as with
+//! [`Survival::Random`].
 //!
 //! Files the engine does not write through the [`Vfs`] are **untracked**: anything below a
 //! directory named `sled` (the secondary index writes its own files) and the `LOCK` files (an
@@ -608,6 +612,7 @@ impl FaultVfs {
                         continue;
                     }
                     if path.file_name().is_some_and(|n| n == "sled") {
+                        wait_for_sled(&path);
                         let rel = path.strip_prefix(&st.root).expect("below the root");
                         let target = dest.join(rel);
                         if target.parent().is_some_and(Path::is_dir) {
@@ -620,6 +625,21 @@ impl FaultVfs {
             }
         }
         Ok(notes.join("; "))
+    }
+}
+
+/// Waits (a few seconds at most) until the sled instance that used `dir` has let go of its
+/// files, so that the copy is not taken while it still writes.
+fn wait_for_sled(dir: &Path) {
+    let Ok(db) = File::open(dir.join("db")) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Err(fs::TryLockError::WouldBlock) = db.try_lock() {
+        if std::time::Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
