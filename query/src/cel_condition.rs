@@ -41,11 +41,21 @@ enum Shape {
     Int,
     Bool,
     List(&'static Shape),
-    Record(&'static [(&'static str, Shape)]),
+    Record(RecordKind, &'static [(&'static str, Shape)]),
     /// A map with free keys; `MapKeys` says whether a vocabulary may restrict them.
     Map(&'static Shape, MapKeys),
     /// `params`: a record whose fields are the bundle's parameters.
     Params,
+}
+
+/// The records a condition can reach; their fields are bound only if some condition reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RecordKind {
+    Approval = 0,
+    Check = 1,
+    Artifact = 2,
+    Emergency = 3,
+    Promotion = 4,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,39 +66,54 @@ enum MapKeys {
 }
 
 const STR_LIST: Shape = Shape::List(&Shape::Str);
-const APPROVAL: Shape = Shape::Record(&[
-    ("approver", Shape::Str),
-    ("roles", STR_LIST),
-    ("kind", Shape::Str),
-    ("at", Shape::Int),
-    ("rationale", Shape::Str),
-]);
-const CHECK: Shape = Shape::Record(&[
-    ("status", Shape::Str),
-    ("rationale", Shape::Str),
-    ("url", Shape::Str),
-]);
-const ARTIFACT: Shape = Shape::Record(&[
-    ("version", Shape::Str),
-    ("commit", Shape::Str),
-    ("digest", Shape::Str),
-]);
-const EMERGENCY: Shape = Shape::Record(&[
-    ("id", Shape::Str),
-    ("reason", Shape::Str),
-    ("approver", Shape::Str),
-    ("approver_roles", STR_LIST),
-    ("scope", Shape::Str),
-    ("rollback_plan", Shape::Str),
-    ("follow_ups", STR_LIST),
-]);
-const PROMOTION: Shape = Shape::Record(&[
-    ("environment", Shape::Str),
-    ("version", Shape::Str),
-    ("commit", Shape::Str),
-    ("digest", Shape::Str),
-    ("at", Shape::Int),
-]);
+const APPROVAL: Shape = Shape::Record(
+    RecordKind::Approval,
+    &[
+        ("approver", Shape::Str),
+        ("roles", STR_LIST),
+        ("kind", Shape::Str),
+        ("at", Shape::Int),
+        ("rationale", Shape::Str),
+    ],
+);
+const CHECK: Shape = Shape::Record(
+    RecordKind::Check,
+    &[
+        ("status", Shape::Str),
+        ("rationale", Shape::Str),
+        ("url", Shape::Str),
+    ],
+);
+const ARTIFACT: Shape = Shape::Record(
+    RecordKind::Artifact,
+    &[
+        ("version", Shape::Str),
+        ("commit", Shape::Str),
+        ("digest", Shape::Str),
+    ],
+);
+const EMERGENCY: Shape = Shape::Record(
+    RecordKind::Emergency,
+    &[
+        ("id", Shape::Str),
+        ("reason", Shape::Str),
+        ("approver", Shape::Str),
+        ("approver_roles", STR_LIST),
+        ("scope", Shape::Str),
+        ("rollback_plan", Shape::Str),
+        ("follow_ups", STR_LIST),
+    ],
+);
+const PROMOTION: Shape = Shape::Record(
+    RecordKind::Promotion,
+    &[
+        ("environment", Shape::Str),
+        ("version", Shape::Str),
+        ("commit", Shape::Str),
+        ("digest", Shape::Str),
+        ("at", Shape::Int),
+    ],
+);
 
 /// The variables a condition may use, in the order of their bit in a [`VarSet`].
 const VARIABLES: &[(&str, Shape)] = &[
@@ -156,21 +181,45 @@ const OPERATORS: &[&str] = &[
     "@not_strictly_false",
 ];
 
-/// A set of variables, one bit per entry of [`VARIABLES`].
+/// What conditions read: a bit per entry of [`VARIABLES`], and per record kind a bit per
+/// field (in the order of the record's shape). Records are built with only the fields read,
+/// which is unobservable because a record read as a whole marks all its fields.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct VarSet(u32);
+pub(crate) struct VarSet {
+    vars: u32,
+    fields: [u8; 5],
+}
 
 impl VarSet {
     pub(crate) fn union(self, other: VarSet) -> VarSet {
-        VarSet(self.0 | other.0)
+        let mut fields = self.fields;
+        for (f, o) in fields.iter_mut().zip(other.fields) {
+            *f |= o;
+        }
+        VarSet {
+            vars: self.vars | other.vars,
+            fields,
+        }
     }
 
     fn insert(&mut self, index: usize) {
-        self.0 |= 1 << index;
+        self.vars |= 1 << index;
     }
 
     fn contains(self, index: usize) -> bool {
-        self.0 & (1 << index) != 0
+        self.vars & (1 << index) != 0
+    }
+
+    fn mark(&mut self, kind: RecordKind, field: usize) {
+        self.fields[kind as usize] |= 1 << field;
+    }
+
+    fn mark_all(&mut self, kind: RecordKind) {
+        self.fields[kind as usize] = u8::MAX;
+    }
+
+    fn reads(self, kind: RecordKind, field: usize) -> bool {
+        self.fields[kind as usize] & (1 << field) != 0
     }
 }
 
@@ -266,7 +315,8 @@ pub(crate) fn compile(source: &str, schema: &Schema<'_>) -> Result<Condition, Ve
         vars: VarSet::default(),
         scopes: Vec::new(),
     };
-    checker.walk(&expr, 0);
+    let root = checker.walk(&expr, 0);
+    checker.consume(root);
     if checker.issues.is_empty() {
         Ok(Condition {
             expr,
@@ -340,7 +390,16 @@ impl Checker<'_> {
         });
     }
 
-    /// Walks `e` and returns its shape.
+    /// Marks every record field reachable from a value of `shape`, which is used as a whole.
+    fn consume(&mut self, shape: Shape) {
+        match shape {
+            Shape::Record(kind, _) => self.vars.mark_all(kind),
+            Shape::List(inner) | Shape::Map(inner, _) => self.consume(*inner),
+            _ => {}
+        }
+    }
+
+    /// Walks `e`, marking what its value is built from, and returns its shape.
     fn walk(&mut self, e: &IdedExpr, comprehensions: usize) -> Shape {
         match &e.expr {
             Expr::Ident(name) => self.ident(name, e.id),
@@ -356,6 +415,29 @@ impl Checker<'_> {
                     .map(|a| self.walk(a, comprehensions))
                     .collect();
                 let name = call.func_name.as_str();
+                // Arguments are used as whole values, except a container that is only indexed,
+                // sized, or (for a map) tested for a key.
+                if let Some(t) = target {
+                    self.consume(t);
+                }
+                let literal_key = matches!(
+                    call.args.get(1),
+                    Some(IdedExpr {
+                        expr: Expr::Literal(cel::common::ast::LiteralValue::String(_)),
+                        ..
+                    })
+                );
+                for (i, shape) in args.iter().enumerate() {
+                    let container = matches!(shape, Shape::List(_) | Shape::Map(..));
+                    let record = matches!(shape, Shape::Record(..));
+                    let partial =
+                        (name == "_[_]" && i == 0 && (container || (record && literal_key)))
+                            || (name == "size" && container)
+                            || (name == "@in" && i == 1 && matches!(shape, Shape::Map(..)));
+                    if !partial {
+                        self.consume(*shape);
+                    }
+                }
                 if name == "_[_]" {
                     if let (
                         Some(container),
@@ -381,7 +463,6 @@ impl Checker<'_> {
                         e.id,
                     );
                 }
-                let _ = target;
                 match name {
                     "size" | "int" | "uint" => Shape::Int,
                     "string" => Shape::Str,
@@ -399,20 +480,23 @@ impl Checker<'_> {
                 let range = self.walk(&c.iter_range, comprehensions);
                 let element = match range {
                     Shape::List(inner) => *inner,
-                    Shape::Map(..) | Shape::Params | Shape::Record(_) => {
+                    Shape::Map(..) | Shape::Params | Shape::Record(..) => {
                         self.issue("cel-map-iteration", "comprehensions over maps are not allowed: map iteration order is unspecified", e.id);
                         Shape::Any
                     }
                     _ => Shape::Any,
                 };
-                let _ = self.walk(&c.accu_init, comprehensions + 1);
+                let init = self.walk(&c.accu_init, comprehensions + 1);
+                self.consume(init);
                 self.scopes.push((c.iter_var.clone(), element));
                 if let Some(v2) = &c.iter_var2 {
                     self.scopes.push((v2.clone(), Shape::Any));
                 }
                 self.scopes.push((c.accu_var.clone(), Shape::Any));
-                let _ = self.walk(&c.loop_cond, comprehensions + 1);
-                let _ = self.walk(&c.loop_step, comprehensions + 1);
+                let cond = self.walk(&c.loop_cond, comprehensions + 1);
+                self.consume(cond);
+                let step = self.walk(&c.loop_step, comprehensions + 1);
+                self.consume(step);
                 let result = self.walk(&c.result, comprehensions + 1);
                 self.scopes.pop();
                 if c.iter_var2.is_some() {
@@ -423,15 +507,18 @@ impl Checker<'_> {
             }
             Expr::List(list) => {
                 for el in &list.elements {
-                    let _ = self.walk(el, comprehensions);
+                    let shape = self.walk(el, comprehensions);
+                    self.consume(shape);
                 }
                 Shape::Any
             }
             Expr::Map(map) => {
                 for entry in &map.entries {
                     if let cel::common::ast::EntryExpr::MapEntry(m) = &entry.expr {
-                        let _ = self.walk(&m.key, comprehensions);
-                        let _ = self.walk(&m.value, comprehensions);
+                        let key = self.walk(&m.key, comprehensions);
+                        self.consume(key);
+                        let value = self.walk(&m.value, comprehensions);
+                        self.consume(value);
                     }
                 }
                 Shape::Any
@@ -478,9 +565,10 @@ impl Checker<'_> {
     fn field(&mut self, operand: Shape, field: &str, id: u64) -> Shape {
         match operand {
             Shape::Any => Shape::Any,
-            Shape::Record(fields) => {
-                if let Some((_, s)) = fields.iter().find(|(n, _)| *n == field) {
-                    *s
+            Shape::Record(kind, fields) => {
+                if let Some(index) = fields.iter().position(|(n, _)| *n == field) {
+                    self.vars.mark(kind, index);
+                    fields[index].1
                 } else {
                     let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
                     let hint = match crate::document::reader::nearest(field, &names) {
@@ -572,10 +660,16 @@ fn int(v: i64) -> Boxed<'static> {
     Box::new(CelInt::from(v))
 }
 
-fn record<'r>(entries: Vec<(&'static str, Boxed<'r>)>) -> Boxed<'r> {
+/// A record of kind `kind` with the fields that `needs` marks as read; each field is built
+/// only if it is read.
+type Field<'f, 'r> = (&'static str, &'f dyn Fn() -> Boxed<'r>);
+
+fn record<'r>(kind: RecordKind, needs: VarSet, entries: &[Field<'_, 'r>]) -> Boxed<'r> {
     let map: HashMap<CelMapKey<'r>, Boxed<'r>> = entries
-        .into_iter()
-        .map(|(k, v)| (CelMapKey::from(k), v))
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| needs.reads(kind, *i))
+        .map(|(_, (k, build))| (CelMapKey::from(*k), build()))
         .collect();
     Box::new(CelMap::from(map))
 }
@@ -590,13 +684,13 @@ impl<'r> Bindings<'r> {
         let mut ctx = Context::with_env(Arc::clone(env));
         for (index, (name, _)) in VARIABLES.iter().enumerate() {
             if vars.contains(index) {
-                ctx.add_variable_as_val(*name, self.value(name));
+                ctx.add_variable_as_val(*name, self.value(name, vars));
             }
         }
         ctx
     }
 
-    fn value(&self, name: &str) -> Boxed<'r> {
+    fn value(&self, name: &str, needs: VarSet) -> Boxed<'r> {
         let r = self.request;
         match name {
             "subject" => text(&r.subject),
@@ -620,13 +714,17 @@ impl<'r> Bindings<'r> {
                             ApprovalKind::Pr => "pr",
                             ApprovalKind::Production => "production",
                         };
-                        record(vec![
-                            ("approver", text(&a.approver)),
-                            ("roles", text_list(&a.roles)),
-                            ("kind", text(kind)),
-                            ("at", int(a.at.as_second())),
-                            ("rationale", opt_text(a.rationale.as_ref())),
-                        ])
+                        record(
+                            RecordKind::Approval,
+                            needs,
+                            &[
+                                ("approver", &|| text(&a.approver)),
+                                ("roles", &|| text_list(&a.roles)),
+                                ("kind", &|| text(kind)),
+                                ("at", &|| int(a.at.as_second())),
+                                ("rationale", &|| opt_text(a.rationale.as_ref())),
+                            ],
+                        )
                     })
                     .collect::<Vec<_>>(),
             )),
@@ -657,11 +755,15 @@ impl<'r> Bindings<'r> {
                             CheckStatus::Na => "na",
                             CheckStatus::Pending => "pending",
                         };
-                        let v = record(vec![
-                            ("status", text(status)),
-                            ("rationale", opt_text(c.rationale.as_ref())),
-                            ("url", opt_text(c.url.as_ref())),
-                        ]);
+                        let v = record(
+                            RecordKind::Check,
+                            needs,
+                            &[
+                                ("status", &|| text(status)),
+                                ("rationale", &|| opt_text(c.rationale.as_ref())),
+                                ("url", &|| opt_text(c.url.as_ref())),
+                            ],
+                        );
                         (CelMapKey::from(k.as_str()), v)
                     })
                     .collect();
@@ -671,11 +773,15 @@ impl<'r> Bindings<'r> {
                 let (v, c, d) = r.artifact.as_ref().map_or(("", "", ""), |a| {
                     (a.version.as_str(), a.commit.as_str(), a.digest.as_str())
                 });
-                record(vec![
-                    ("version", text(v)),
-                    ("commit", text(c)),
-                    ("digest", text(d)),
-                ])
+                record(
+                    RecordKind::Artifact,
+                    needs,
+                    &[
+                        ("version", &|| text(v)),
+                        ("commit", &|| text(c)),
+                        ("digest", &|| text(d)),
+                    ],
+                )
             }
             "labels" => {
                 let map: HashMap<CelMapKey<'r>, Boxed<'r>> = r
@@ -687,37 +793,49 @@ impl<'r> Bindings<'r> {
             }
             "now" => int(r.now.as_second()),
             "emergency" => match &r.emergency {
-                Some(e) => record(vec![
-                    ("id", opt_text(e.id.as_ref())),
-                    ("reason", opt_text(e.reason.as_ref())),
-                    ("approver", opt_text(e.approver.as_ref())),
-                    ("approver_roles", text_list(&e.approver_roles)),
-                    ("scope", opt_text(e.scope.as_ref())),
-                    ("rollback_plan", opt_text(e.rollback_plan.as_ref())),
-                    ("follow_ups", text_list(&e.follow_ups)),
-                ]),
-                None => record(vec![
-                    ("id", text("")),
-                    ("reason", text("")),
-                    ("approver", text("")),
-                    ("approver_roles", text_list(&[])),
-                    ("scope", text("")),
-                    ("rollback_plan", text("")),
-                    ("follow_ups", text_list(&[])),
-                ]),
+                Some(e) => record(
+                    RecordKind::Emergency,
+                    needs,
+                    &[
+                        ("id", &|| opt_text(e.id.as_ref())),
+                        ("reason", &|| opt_text(e.reason.as_ref())),
+                        ("approver", &|| opt_text(e.approver.as_ref())),
+                        ("approver_roles", &|| text_list(&e.approver_roles)),
+                        ("scope", &|| opt_text(e.scope.as_ref())),
+                        ("rollback_plan", &|| opt_text(e.rollback_plan.as_ref())),
+                        ("follow_ups", &|| text_list(&e.follow_ups)),
+                    ],
+                ),
+                None => record(
+                    RecordKind::Emergency,
+                    needs,
+                    &[
+                        ("id", &|| text("")),
+                        ("reason", &|| text("")),
+                        ("approver", &|| text("")),
+                        ("approver_roles", &|| text_list(&[])),
+                        ("scope", &|| text("")),
+                        ("rollback_plan", &|| text("")),
+                        ("follow_ups", &|| text_list(&[])),
+                    ],
+                ),
             },
             "promotions" => Box::new(CelList::from(
                 r.context
                     .promotions
                     .iter()
                     .map(|p| {
-                        record(vec![
-                            ("environment", text(&p.environment)),
-                            ("version", text(&p.version)),
-                            ("commit", text(&p.commit)),
-                            ("digest", text(&p.digest)),
-                            ("at", int(p.at.as_second())),
-                        ])
+                        record(
+                            RecordKind::Promotion,
+                            needs,
+                            &[
+                                ("environment", &|| text(&p.environment)),
+                                ("version", &|| text(&p.version)),
+                                ("commit", &|| text(&p.commit)),
+                                ("digest", &|| text(&p.digest)),
+                                ("at", &|| int(p.at.as_second())),
+                            ],
+                        )
                     })
                     .collect::<Vec<_>>(),
             )),
@@ -844,6 +962,23 @@ mod tests {
             eval("emergency.reason == '' && size(emergency.follow_ups) == 0"),
             Ok(true)
         );
+    }
+
+    #[test]
+    fn binding_only_read_fields_is_unobservable() {
+        assert_eq!(eval("size(approvals[0]) == 5"), Ok(true));
+        assert_eq!(
+            eval("size(artifact) == 3 && artifact['digest'] == ''"),
+            Ok(true)
+        );
+        assert_eq!(eval("approvals.map(a, a)[0].kind == 'pr'"), Ok(true));
+        assert_eq!(
+            eval(
+                "approvals[0] == {'approver': 'bob', 'roles': ['Security'], 'kind': 'pr', 'at': 1748854800, 'rationale': ''}"
+            ),
+            Ok(true)
+        );
+        assert_eq!(eval("'lint' in checks && size(checks) == 1"), Ok(true));
     }
 
     #[test]

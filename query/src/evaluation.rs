@@ -290,22 +290,22 @@ impl<'b> Params<'b> {
 pub(crate) struct Memo {
     /// 0: not evaluated, 1: false, 2: true.
     state: Vec<u8>,
-    symbols: [Option<u32>; 8],
+    /// Per field, the interned symbol of the request's value, looked up on first use
+    /// ([`Memo::UNKNOWN`] until then, [`Memo::NOT_INTERNED`] if no matcher names the value).
+    symbols: [u32; 8],
     /// Per field, the ids of the field's glob patterns that match the request value, once
     /// computed (sorted).
     glob_hits: [Option<Vec<usize>>; 8],
 }
 
 impl Memo {
-    pub(crate) fn new(bundle: &CompiledBundle, request: &Request) -> Memo {
-        let symbols = Field::ALL.map(|f| {
-            request
-                .field(f)
-                .and_then(|v| bundle.symbols.get(v).copied())
-        });
+    const UNKNOWN: u32 = u32::MAX;
+    const NOT_INTERNED: u32 = u32::MAX - 1;
+
+    pub(crate) fn new(bundle: &CompiledBundle) -> Memo {
         Memo {
             state: vec![0; bundle.matchers.len()],
-            symbols,
+            symbols: [Memo::UNKNOWN; 8],
             glob_hits: Default::default(),
         }
     }
@@ -327,7 +327,15 @@ impl Memo {
         let result = match request.field(m.field) {
             None => false,
             Some(value) => {
-                let symbol = self.symbols[m.field as usize];
+                let slot = &mut self.symbols[m.field as usize];
+                if *slot == Memo::UNKNOWN {
+                    *slot = bundle
+                        .symbols
+                        .get(value)
+                        .copied()
+                        .unwrap_or(Memo::NOT_INTERNED);
+                }
+                let symbol = (*slot != Memo::NOT_INTERNED).then_some(*slot);
                 let hit = symbol.is_some_and(|s| m.values.contains(&s))
                     || (!m.globs.is_empty() && {
                         let hits = self.glob_hits[m.field as usize].get_or_insert_with(|| {
@@ -355,7 +363,7 @@ impl Memo {
 /// Pure and total: no clock, no I/O, no randomness; every input yields an [`Evaluation`]
 /// (problems with the input become reasons or errors, never panics).
 pub fn evaluate(bundle: &CompiledBundle, request: &Request) -> Evaluation {
-    let mut memo = Memo::new(bundle, request);
+    let mut memo = Memo::new(bundle);
     let mut errors: Vec<Reason> = Vec::new();
     for (field, vocabulary) in &bundle.vocabulary {
         if let Some(v) = request.field(*field)

@@ -262,7 +262,7 @@ pub fn evaluate_override(
             format!("{} cannot be overridden: {}", r.requirement, r.message),
         );
     }
-    let mut memo = Memo::new(bundle, original);
+    let mut memo = Memo::new(bundle);
     let params = Params::resolve(bundle, original, &mut memo);
     let mut justification_required = false;
     let mut max_seconds: Option<i64> = None;

@@ -1,6 +1,7 @@
 //! No input panics: mutated bundles and requests are parsed, compiled and evaluated, and must
 //! come back as values or errors, never as panics; pathological nesting is an error.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 
@@ -80,9 +81,11 @@ fn deep_nesting_is_an_error() {
         assert!(SourceBundle::parse(&text, Format::Json).is_err());
         assert!(Request::from_json(text.as_bytes()).is_err());
     }
-    let block = (0..5_000)
-        .map(|i| format!("{}- ", "  ".repeat(i % 50)))
-        .collect::<String>();
+    let mut block = String::new();
+    for i in 0..5_000 {
+        block.push_str(&"  ".repeat(i % 50));
+        block.push_str("- ");
+    }
     assert!(SourceBundle::parse(&block, Format::Yaml).is_err());
 }
 
@@ -95,7 +98,10 @@ fn alias_bombs_are_refused() {
         } else {
             format!("l{}", i - 1)
         };
-        text.push_str(&format!("l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        let _ = writeln!(
+            text,
+            "l{i}: &l{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]"
+        );
     }
     assert!(SourceBundle::parse(&text, Format::Yaml).is_err());
 }
