@@ -662,9 +662,9 @@ fn int(v: i64) -> Boxed<'static> {
 
 /// A record of kind `kind` with the fields that `needs` marks as read; each field is built
 /// only if it is read.
-type Field<'f, 'r> = (&'static str, &'f dyn Fn() -> Boxed<'r>);
+type FieldBuilder<'f, 'r> = (&'static str, &'f dyn Fn() -> Boxed<'r>);
 
-fn record<'r>(kind: RecordKind, needs: VarSet, entries: &[Field<'_, 'r>]) -> Boxed<'r> {
+fn record<'r>(kind: RecordKind, needs: VarSet, entries: &[FieldBuilder<'_, 'r>]) -> Boxed<'r> {
     let map: HashMap<CelMapKey<'r>, Boxed<'r>> = entries
         .iter()
         .enumerate()
