@@ -1087,6 +1087,19 @@ impl Compiler<'_> {
                     );
                 }
             }
+            if let Some(index) = calendar
+                && freeze.contains(&index)
+            {
+                self.findings.error(
+                    "contradictory-window",
+                    child(&wpath, "freeze"),
+                    w.loc,
+                    format!(
+                        "calendar \"{}\" is both the change window and a freeze: no time is inside one and outside the other",
+                        self.calendar_names[index]
+                    ),
+                );
+            }
             let mut freeze_sorted = freeze.clone();
             freeze_sorted.sort_unstable();
             freeze_sorted.dedup();

@@ -203,3 +203,13 @@ fn calendar_never_open() {
         ],
     );
 }
+
+#[test]
+fn contradictory_window() {
+    assert_findings(
+        "calendars:\n  office:\n    timezone: UTC\n    weekly: [{days: [mon], start: \"09:00\", end: \"17:00\"}]\npolicies:\n  - id: p\n    require:\n      window: {calendar: office, freeze: [office]}\n",
+        &[
+            "error[contradictory-window]: policies[0].require.window.freeze: calendar \"office\" is both the change window and a freeze: no time is inside one and outside the other (line 11, column 15)",
+        ],
+    );
+}
