@@ -24,11 +24,6 @@ pub(crate) fn read(
     hash: HashAlg,
 ) -> Result<Result<u64, String>, OpenError> {
     let path = dir.join(HEAD_FILE);
-    let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
-    if vfs.exists(&tmp) {
-        vfs.remove_file(&tmp)
-            .map_err(|e| IoFailure::new(display, "remove stale temporary", e))?;
-    }
     if !vfs.exists(&path) {
         return Ok(Err("no index head".into()));
     }
@@ -48,6 +43,17 @@ pub(crate) fn read(
         }),
         Err(e) => Ok(Err(Corruption::at(display, 0, e.to_string()).to_string())),
     }
+}
+
+/// Removes a temporary head left by a crash during its replacement. Only the writer calls
+/// this; the offline verifier never writes.
+pub(crate) fn remove_stale_tmp(vfs: &dyn Vfs, dir: &Path, display: &Path) -> Result<(), IoFailure> {
+    let tmp = dir.join(format!("{HEAD_FILE}.tmp"));
+    if vfs.exists(&tmp) {
+        vfs.remove_file(&tmp)
+            .map_err(|e| IoFailure::new(display, "remove stale temporary", e))?;
+    }
+    Ok(())
 }
 
 /// Replaces the head with one covering `covered` entries.

@@ -417,6 +417,7 @@ fn open_files(
     } else {
         segments
     };
+    crate::head::remove_stale_tmp(&**vfs, dir, &display_dir.join(crate::head::HEAD_FILE))?;
     let head = crate::head::read(&**vfs, dir, &display_dir.join(crate::head::HEAD_FILE), hash)?;
     // When rebuilding, the derived files are gone and the head only bounds the torn tail.
     let covered = match &head {
