@@ -257,6 +257,13 @@ impl CheckpointLog {
     pub(crate) fn at_size(&self, size: TreeSize) -> Result<Option<StoredCheckpoint>, ReadError> {
         let offset = {
             let st = self.state();
+            // Proofs at the latest checkpoint's size ask for it on every call: answer from
+            // memory instead of reading and parsing the note again.
+            if let Some(latest) = &st.latest
+                && latest.checkpoint.size == size
+            {
+                return Ok(Some(StoredCheckpoint::clone(latest)));
+            }
             match st.index.binary_search_by_key(&size.0, |&(s, _)| s) {
                 Ok(i) => st.index[i].1,
                 Err(_) => return Ok(None),

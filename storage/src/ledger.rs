@@ -220,6 +220,11 @@ pub(crate) struct Shared {
     pub(crate) verifiers: Verifiers,
     pub(crate) options: LedgerOptions,
     pub(crate) stats: crate::stats::LedgerStats,
+    /// The root of the largest tree size [`Shared::root_at`] has computed, with that size.
+    /// Self-checked proofs ask for the root of the same recent size (the latest checkpoint's)
+    /// over and over; a root never changes once its entries exist, so this saves re-reading
+    /// and re-hashing the tree's right edge each time. Roots of older sizes do not replace it.
+    pub(crate) root_cache: Mutex<Option<(u64, Hash)>>,
     /// Held for as long as the ledger is open.
     pub(crate) _lock: File,
 }
@@ -296,7 +301,20 @@ impl Shared {
                 format!("entry {index} has impossible offset {offset}"),
             )));
         }
-        let body = seg.read_frame(offset).map_err(|e| match e {
+        // The frame's length is known from the next entry's offset when that entry is
+        // published in the same segment (its offset is then greater): one read instead of
+        // two. Anything unexpected falls back to reading the header first.
+        let known_len = (index + 1 < self.size())
+            .then(|| self.offsets.read(index + 1).map(u64::from_le_bytes))
+            .flatten()
+            .filter(|&next| next > offset)
+            .map(|next| next - offset);
+        let fast = known_len.and_then(|len| seg.read_frame_of_len(offset, len));
+        let body = match fast {
+            Some(body) => Ok(body),
+            None => seg.read_frame(offset),
+        }
+        .map_err(|e| match e {
             ReadError::Corrupted(c) => ReadError::Corrupted(Corruption {
                 reason: format!(
                     "{} (reading entry {index} at the offset {} gives in {} at byte {record_at})",
@@ -329,12 +347,27 @@ impl Shared {
 
     /// The root of the tree of `size` leaves, from the stored perfect nodes.
     pub(crate) fn root_at(&self, size: u64) -> Result<Hash, ReadError> {
+        let cache = || {
+            self.root_cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((cached_size, root)) = *cache()
+            && cached_size == size
+        {
+            return Ok(root);
+        }
         let ids: Vec<NodeId> = Frontier::ids_for(TreeSize(size)).collect();
         let hashes = StoreSource { shared: self }.nodes(&ids)?;
         let frontier = Frontier::restore(self.hash, TreeSize(size), hashes).map_err(|e| {
             ReadError::Corrupted(Corruption::file(&self.display_dir, e.to_string()))
         })?;
-        Ok(frontier.root())
+        let root = frontier.root();
+        let mut cached = cache();
+        if cached.is_none_or(|(cached_size, _)| size > cached_size) {
+            *cached = Some((size, root));
+        }
+        Ok(root)
     }
 
     /// The root of `size` that proofs are checked against: a checkpoint's root when there is

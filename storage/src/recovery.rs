@@ -479,6 +479,7 @@ fn open_files(
         verifiers: verifiers.clone(),
         options: options.clone(),
         stats: crate::stats::LedgerStats::default(),
+        root_cache: Mutex::new(None),
         _lock: lock.try_clone().map_err(io(display_dir, "dup lock"))?,
     };
 

@@ -190,6 +190,26 @@ impl Segment {
         Ok(body)
     }
 
+    /// Reads the frame at `offset` with a single read, when its total length (header
+    /// included) is already known from the offset of the entry after it, and returns its
+    /// checked body. `None` when anything disagrees (the length in the header, the checksum,
+    /// a short file, an I/O error): the caller then reads through [`Segment::read_frame`],
+    /// which reports what is wrong.
+    pub(crate) fn read_frame_of_len(&self, offset: u64, total: u64) -> Option<Vec<u8>> {
+        let body_len = total.checked_sub(FRAME_HEADER_LEN as u64)?;
+        if body_len > MAX_FRAME_BODY {
+            return None;
+        }
+        let mut buf = vec![0u8; usize::try_from(total).ok()?];
+        self.file.read_exact_at(&mut buf, offset).ok()?;
+        let (hdr, body) = buf.split_first_chunk::<FRAME_HEADER_LEN>()?;
+        if !FrameHeader::parse(*hdr).check(body) {
+            return None;
+        }
+        buf.drain(..FRAME_HEADER_LEN);
+        Some(buf)
+    }
+
     fn read_failure(&self, offset: u64, e: &std::io::Error) -> ReadError {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             ReadError::Corrupted(Corruption::at(
@@ -365,6 +385,31 @@ mod tests {
         assert_eq!(parse_name("42.seg"), None);
         assert_eq!(parse_name("0000000000000000004x.seg"), None);
         assert_eq!(parse_name("00000000000000000042.log"), None);
+    }
+
+    #[test]
+    fn a_frame_of_known_length_is_read_in_one_go_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg =
+            Segment::create(&RealVfs, dir.path(), Path::new("s"), 0, HashAlg::Blake3).unwrap();
+        let mut bytes = Vec::new();
+        encode_frame(b"first body", &mut bytes);
+        let second = FILE_HEADER_LEN as u64 + bytes.len() as u64;
+        encode_frame(b"second", &mut bytes);
+        seg.file
+            .write_all_at(&bytes, FILE_HEADER_LEN as u64)
+            .unwrap();
+        let at = FILE_HEADER_LEN as u64;
+        let len = second - at;
+        assert_eq!(seg.read_frame_of_len(at, len).unwrap(), b"first body");
+        // A wrong length, a length past the end of the file or below a header: no answer,
+        // and the careful path still reads the frame.
+        assert_eq!(seg.read_frame_of_len(at, len - 1), None);
+        assert_eq!(seg.read_frame_of_len(at, len + 1), None);
+        assert_eq!(seg.read_frame_of_len(second, 1 << 20), None);
+        assert_eq!(seg.read_frame_of_len(at, 3), None);
+        assert_eq!(seg.read_frame(at).unwrap(), b"first body");
+        assert_eq!(seg.read_frame_of_len(second, 14).unwrap(), b"second");
     }
 
     #[test]
