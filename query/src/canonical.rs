@@ -108,6 +108,15 @@ pub(crate) fn opt_timestamp<S: Serializer>(t: &Option<Timestamp>, s: S) -> Resul
     }
 }
 
+/// Serde helper: reads an optional timestamp written by [`opt_timestamp`].
+pub(crate) fn deserialize_opt_timestamp<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Timestamp>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(d)?;
+    text.map(|t| t.parse().map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

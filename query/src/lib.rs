@@ -38,6 +38,7 @@ pub mod document;
 pub mod duration;
 pub mod evaluation;
 mod exception;
+pub mod governance;
 pub mod ir;
 pub mod lint;
 pub mod overrides;
@@ -53,6 +54,10 @@ pub use evaluation::{
     AppliedException, Evaluation, MatchedPolicy, Obligation, Outcome, PolicyStatus, Reason,
     evaluate,
 };
+pub use governance::{
+    BundleRef, DecideOptions, DecisionQuery, DecisionRef, Governance, GovernanceTerms,
+    SimulationOptions, SimulationScope,
+};
 pub use lint::{Finding, Severity};
 pub use overrides::{OverrideOutcome, OverrideRequest, OverrideStatus, evaluate_override};
-pub use request::{Context, Request, RequestError};
+pub use request::{Context, ExceptionRecord, Request, RequestError};

@@ -19,7 +19,7 @@
 use std::collections::BTreeSet;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::canonical::timestamp_text;
 use crate::compiler::CompiledBundle;
@@ -53,7 +53,7 @@ pub struct OverrideRequest {
 }
 
 /// Granted or denied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OverrideStatus {
     /// The override applies until `expires_at`.
@@ -63,7 +63,8 @@ pub enum OverrideStatus {
 }
 
 /// The result of [`evaluate_override`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OverrideOutcome {
     /// Granted or denied.
     pub status: OverrideStatus,
@@ -74,7 +75,10 @@ pub struct OverrideOutcome {
     /// Who approved.
     pub approver: String,
     /// Until when (when granted).
-    #[serde(serialize_with = "crate::canonical::opt_timestamp")]
+    #[serde(
+        serialize_with = "crate::canonical::opt_timestamp",
+        deserialize_with = "crate::canonical::deserialize_opt_timestamp"
+    )]
     pub expires_at: Option<Timestamp>,
     /// The request's idempotency key.
     pub idempotency_key: String,

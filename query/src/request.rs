@@ -519,6 +519,30 @@ impl Request {
     pub fn approvals(&self) -> &[Approval] {
         &self.approvals
     }
+
+    /// The artifact, if the request names one.
+    pub fn artifact(&self) -> Option<&Artifact> {
+        self.artifact.as_ref()
+    }
+}
+
+impl ExceptionRecord {
+    /// Parses one exception record (the object described in `docs/policy.md`) from JSON bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Request::from_json`]: size, syntax, and located schema errors.
+    pub fn from_json(bytes: &[u8]) -> Result<ExceptionRecord, RequestError> {
+        let root = parse_root(bytes)?;
+        let mut r = Reader::new(Format::Json, MAX_STRING_BYTES);
+        let exception = read_exception(&mut r, &root, "");
+        finish(r, exception, root.loc)
+    }
+
+    /// The record as canonical JSON: what an exception entry stores.
+    pub fn canonical_json(&self) -> Vec<u8> {
+        canonical::to_vec(self)
+    }
 }
 
 impl Context {

@@ -24,6 +24,34 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format's name as recorded and accepted by the API: `yaml` or `json`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Format::Yaml => "yaml",
+            Format::Json => "json",
+        }
+    }
+
+    /// The format named `name` (as [`Format::name`] writes it).
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "yaml" => Some(Format::Yaml),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    /// Guesses the format of a bundle text: JSON when its first non-blank character is `{`,
+    /// YAML otherwise (YAML flow mappings start with `{` too, but bundles are written in
+    /// block style).
+    pub fn detect(text: &str) -> Format {
+        if text.trim_start().starts_with('{') {
+            Format::Json
+        } else {
+            Format::Yaml
+        }
+    }
+
     /// What a mapping is called in this format's error messages.
     pub(crate) fn mapping_noun(self) -> &'static str {
         match self {

@@ -1,0 +1,479 @@
+//! Simulation: a candidate bundle evaluated over recorded decisions, compared with what was
+//! decided.
+//!
+//! Each recorded decision's request snapshot (with the context it was decided with) is
+//! evaluated with the candidate. A decision that was not BLOCK and would be BLOCK is "newly
+//! blocked"; one that was BLOCK and would not be is "unblocked"; `delta` is the change in the
+//! number of BLOCKs. Per policy, the report counts the decisions it matched and blocked (had
+//! a reason attributed to it) before and after, and how many it newly blocks or no longer
+//! blocks.
+//!
+//! The decisions are read sequentially from the segments (the index only says where they
+//! are), split into contiguous runs, one per thread. Only the members needed are read from
+//! each payload: the recorded outcome and reasons, and the request snapshot, which is
+//! validated as a request before it is evaluated.
+
+use std::collections::{BTreeMap, HashSet};
+
+use vouch_ledger_core::EntryIndex;
+use vouch_ledger_core::entry::{EntryKind, EntryView};
+use vouch_storage::{Ledger, ReadError};
+
+use super::context::all_hits;
+use super::error::SimulateError;
+use super::search::{end_at, first_at_or_after};
+use super::summary::{self, BundleSummary, EvaluationSummary, SimulationView};
+use super::terms::{NS_BUNDLE_NAME, NS_KIND};
+use crate::compiler::CompiledBundle;
+use crate::evaluation::{Evaluation, Outcome, Reason, evaluate};
+use crate::request::Request;
+
+/// The most decisions one simulation evaluates.
+pub const MAX_SIMULATED_DECISIONS: u64 = 1_000_000;
+
+/// Which recorded decisions a simulation evaluates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimulationScope {
+    /// The last `n` recorded decisions.
+    Last(u64),
+    /// The decisions recorded in a time range (bounds inclusive; absent: unbounded).
+    Range {
+        /// Recorded at or after.
+        since: Option<jiff::Timestamp>,
+        /// Recorded at or before.
+        until: Option<jiff::Timestamp>,
+    },
+}
+
+/// Options of a simulation.
+#[derive(Clone, Debug)]
+pub struct SimulationOptions {
+    /// Which decisions.
+    pub scope: SimulationScope,
+    /// Only decisions made with a bundle of this name (absent: all).
+    pub bundle_name: Option<String>,
+    /// The most changed decisions listed in each of the report's lists.
+    pub list_limit: usize,
+    /// Threads to use (0: one per available core).
+    pub threads: usize,
+}
+
+impl Default for SimulationOptions {
+    fn default() -> Self {
+        SimulationOptions {
+            scope: SimulationScope::Last(1000),
+            bundle_name: None,
+            list_limit: 20,
+            threads: 0,
+        }
+    }
+}
+
+/// Decisions per outcome.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutcomeCounts {
+    /// ALLOW.
+    pub allow: u64,
+    /// BLOCK.
+    pub block: u64,
+    /// SKIPPED.
+    pub skipped: u64,
+}
+
+impl OutcomeCounts {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Allow => self.allow += 1,
+            Outcome::Block => self.block += 1,
+            Outcome::Skipped => self.skipped += 1,
+        }
+    }
+
+    fn merge(&mut self, other: OutcomeCounts) {
+        self.allow += other.allow;
+        self.block += other.block;
+        self.skipped += other.skipped;
+    }
+}
+
+/// What the candidate changes for one policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PolicyImpact {
+    /// The policy id.
+    pub policy: String,
+    /// Decisions it matched, as recorded.
+    pub matched_before: u64,
+    /// Decisions it matches with the candidate.
+    pub matched_after: u64,
+    /// Decisions it blocked (had a reason), as recorded.
+    pub blocked_before: u64,
+    /// Decisions it blocks with the candidate.
+    pub blocked_after: u64,
+    /// Decisions it blocks with the candidate and did not block before.
+    pub newly_blocked: u64,
+    /// Decisions it blocked before and does not block with the candidate.
+    pub unblocked: u64,
+}
+
+impl PolicyImpact {
+    fn merge(&mut self, o: &PolicyImpact) {
+        self.matched_before += o.matched_before;
+        self.matched_after += o.matched_after;
+        self.blocked_before += o.blocked_before;
+        self.blocked_after += o.blocked_after;
+        self.newly_blocked += o.newly_blocked;
+        self.unblocked += o.unblocked;
+    }
+}
+
+/// A decision whose outcome the candidate changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimulatedChange {
+    /// The decision entry's index.
+    pub index: EntryIndex,
+    /// The decision id.
+    pub decision: String,
+    /// The request's subject.
+    pub subject: String,
+    /// As recorded.
+    pub before: Outcome,
+    /// With the candidate.
+    pub after: Outcome,
+    /// The candidate's reasons.
+    pub reasons: Vec<Reason>,
+}
+
+/// The result of a simulation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimulationReport {
+    /// The candidate's hash.
+    pub candidate: String,
+    /// Decisions evaluated.
+    pub evaluated: u64,
+    /// The first and last decision evaluated.
+    pub first_index: Option<EntryIndex>,
+    /// See `first_index`.
+    pub last_index: Option<EntryIndex>,
+    /// Decisions whose outcome is the same.
+    pub unchanged: u64,
+    /// Decisions not BLOCK before and BLOCK with the candidate.
+    pub would_newly_block: u64,
+    /// Decisions BLOCK before and not with the candidate.
+    pub would_unblock: u64,
+    /// Decisions changing between ALLOW and SKIPPED.
+    pub other_changes: u64,
+    /// BLOCKs with the candidate minus BLOCKs recorded.
+    pub delta: i64,
+    /// Outcomes as recorded.
+    pub before: OutcomeCounts,
+    /// Outcomes with the candidate.
+    pub after: OutcomeCounts,
+    /// Per policy, sorted by id.
+    pub by_policy: Vec<PolicyImpact>,
+    /// The first newly blocked decisions (at most `list_limit`), in ledger order.
+    pub newly_blocked: Vec<SimulatedChange>,
+    /// The first unblocked decisions (at most `list_limit`), in ledger order.
+    pub unblocked: Vec<SimulatedChange>,
+    /// Decision entries in the range that could not be read and were left out.
+    pub unreadable: u64,
+}
+
+#[derive(Default)]
+struct Tally {
+    report: SimulationReport,
+    policies: BTreeMap<String, PolicyImpact>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        let (r, o) = (&mut self.report, other.report);
+        r.evaluated += o.evaluated;
+        r.first_index = match (r.first_index, o.first_index) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        r.last_index = r.last_index.max(o.last_index);
+        r.unchanged += o.unchanged;
+        r.would_newly_block += o.would_newly_block;
+        r.would_unblock += o.would_unblock;
+        r.other_changes += o.other_changes;
+        r.before.merge(o.before);
+        r.after.merge(o.after);
+        r.newly_blocked.extend(o.newly_blocked);
+        r.unblocked.extend(o.unblocked);
+        r.unreadable += o.unreadable;
+        for (k, v) in other.policies {
+            self.policies.entry(k).or_insert_with(|| PolicyImpact {
+                policy: v.policy.clone(),
+                ..PolicyImpact::default()
+            });
+            if let Some(slot) = self.policies.get_mut(&v.policy) {
+                slot.merge(&v);
+            }
+        }
+    }
+
+    fn add(
+        &mut self,
+        index: EntryIndex,
+        view: &SimulationView<'_>,
+        request: &Request,
+        after: &Evaluation,
+        list_limit: usize,
+    ) {
+        let before = &view.record.evaluation;
+        let r = &mut self.report;
+        r.evaluated += 1;
+        if r.first_index.is_none() {
+            r.first_index = Some(index);
+        }
+        r.last_index = Some(index);
+        r.before.add(before.outcome);
+        r.after.add(after.outcome);
+        let change = || SimulatedChange {
+            index,
+            decision: view.id.clone(),
+            subject: request.subject().to_owned(),
+            before: before.outcome,
+            after: after.outcome,
+            reasons: after.reasons.clone(),
+        };
+        match (
+            before.outcome == Outcome::Block,
+            after.outcome == Outcome::Block,
+        ) {
+            _ if before.outcome == after.outcome => r.unchanged += 1,
+            (false, true) => {
+                r.would_newly_block += 1;
+                if r.newly_blocked.len() < list_limit {
+                    r.newly_blocked.push(change());
+                }
+            }
+            (true, false) => {
+                r.would_unblock += 1;
+                if r.unblocked.len() < list_limit {
+                    r.unblocked.push(change());
+                }
+            }
+            _ => r.other_changes += 1,
+        }
+        self.policies(before, after);
+    }
+
+    fn policies(&mut self, before: &EvaluationSummary, after: &Evaluation) {
+        let mut blocked_before: Vec<&str> = before
+            .reasons
+            .iter()
+            .filter_map(|r| r.policy.as_deref())
+            .collect();
+        blocked_before.dedup();
+        let mut blocked_after: Vec<&str> = after
+            .reasons
+            .iter()
+            .filter_map(|r| r.policy.as_deref())
+            .collect();
+        blocked_after.dedup();
+        let map = &mut self.policies;
+        for m in &before.matched_policies {
+            slot(map, &m.policy).matched_before += 1;
+        }
+        for m in &after.matched_policies {
+            slot(map, &m.policy).matched_after += 1;
+        }
+        for p in &blocked_before {
+            let s = slot(map, p);
+            s.blocked_before += 1;
+            if !blocked_after.contains(p) {
+                s.unblocked += 1;
+            }
+        }
+        for p in &blocked_after {
+            let s = slot(map, p);
+            s.blocked_after += 1;
+            if !blocked_before.contains(p) {
+                s.newly_blocked += 1;
+            }
+        }
+    }
+}
+
+/// The tally of policy `id`, created on first use.
+fn slot<'m>(map: &'m mut BTreeMap<String, PolicyImpact>, id: &str) -> &'m mut PolicyImpact {
+    map.entry(id.to_owned()).or_insert_with(|| PolicyImpact {
+        policy: id.to_owned(),
+        ..PolicyImpact::default()
+    })
+}
+
+/// The decision entries to evaluate, in index order.
+fn decision_indexes(
+    ledger: &Ledger,
+    scope: &SimulationScope,
+) -> Result<Vec<EntryIndex>, SimulateError> {
+    let (start, end, last) = match scope {
+        SimulationScope::Last(0) => {
+            return Err(SimulateError::InvalidRange(
+                "nothing to simulate: ask for at least one decision".to_owned(),
+            ));
+        }
+        SimulationScope::Last(n) if *n > MAX_SIMULATED_DECISIONS => {
+            return Err(SimulateError::TooManyDecisions {
+                found: *n,
+                max: MAX_SIMULATED_DECISIONS,
+            });
+        }
+        SimulationScope::Last(n) => (EntryIndex(0), EntryIndex(ledger.size().0), Some(*n)),
+        SimulationScope::Range { since, until } => {
+            if let (Some(s), Some(u)) = (since, until)
+                && s > u
+            {
+                return Err(SimulateError::InvalidRange(format!(
+                    "since {s} is after until {u}"
+                )));
+            }
+            let start = match since {
+                Some(s) => first_at_or_after(ledger, *s)?,
+                None => EntryIndex(0),
+            };
+            let end = match until {
+                Some(u) => end_at(ledger, *u)?,
+                None => EntryIndex(ledger.size().0),
+            };
+            (start, end, None)
+        }
+    };
+    let mut out = Vec::new();
+    let mut after = start.0.checked_sub(1).map(EntryIndex);
+    'pages: loop {
+        let hits = ledger.lookup_term(NS_KIND, b"decision", after, 4096)?;
+        let full = hits.len() == 4096;
+        for index in hits {
+            if index >= end {
+                break 'pages;
+            }
+            after = Some(index);
+            out.push(index);
+        }
+        if !full {
+            break;
+        }
+    }
+    if let Some(n) = last {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if out.len() > n {
+            out.drain(..out.len() - n);
+        }
+    }
+    if out.len() as u64 > MAX_SIMULATED_DECISIONS {
+        return Err(SimulateError::TooManyDecisions {
+            found: out.len() as u64,
+            max: MAX_SIMULATED_DECISIONS,
+        });
+    }
+    Ok(out)
+}
+
+/// Evaluates one run of decisions (contiguous in the index order) into a tally. With
+/// `bundles`, only decisions made with one of those bundle entries count.
+fn run(
+    ledger: &Ledger,
+    candidate: &CompiledBundle,
+    indexes: &[EntryIndex],
+    bundles: Option<&HashSet<u64>>,
+    list_limit: usize,
+) -> Result<Tally, ReadError> {
+    let mut tally = Tally::default();
+    let (Some(first), Some(last)) = (indexes.first(), indexes.last()) else {
+        return Ok(tally);
+    };
+    let mut wanted = indexes.iter().peekable();
+    ledger.scan(*first, EntryIndex(last.0 + 1), |index, raw| {
+        if wanted.next_if(|w| **w == index).is_none() {
+            return Ok(());
+        }
+        let Some(view) = EntryView::parse(raw)
+            .ok()
+            .filter(|v| v.kind() == EntryKind::Decision)
+            .and_then(|v| summary::read::<SimulationView<'_>>(v.payload()))
+        else {
+            tally.report.unreadable += 1;
+            return Ok(());
+        };
+        if bundles.is_some_and(|b| !b.contains(&view.bundle_index)) {
+            return Ok(());
+        }
+        let Ok(request) = Request::from_json(view.record.request.get().as_bytes()) else {
+            tally.report.unreadable += 1;
+            return Ok(());
+        };
+        let after = evaluate(candidate, &request);
+        tally.add(index, &view, &request, &after, list_limit);
+        Ok(())
+    })?;
+    Ok(tally)
+}
+
+/// The indexes of the bundle entries named `name`.
+fn bundles_named(ledger: &Ledger, name: &str) -> Result<HashSet<u64>, ReadError> {
+    let mut out = HashSet::new();
+    for index in all_hits(ledger, NS_BUNDLE_NAME, name.as_bytes(), None)? {
+        let entry = ledger.get(index)?;
+        if entry.kind == EntryKind::Policy
+            && summary::read::<BundleSummary>(&entry.payload).is_some_and(|b| b.name == name)
+        {
+            out.insert(index.0);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn simulate(
+    ledger: &Ledger,
+    candidate: &CompiledBundle,
+    options: &SimulationOptions,
+) -> Result<SimulationReport, SimulateError> {
+    let indexes = decision_indexes(ledger, &options.scope)?;
+    let bundles = options
+        .bundle_name
+        .as_deref()
+        .map(|n| bundles_named(ledger, n))
+        .transpose()?;
+    let bundles = bundles.as_ref();
+    let list_limit = options.list_limit;
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    }
+    .clamp(1, 64);
+    // Small runs are not worth a thread.
+    let threads = threads.min(indexes.len().div_ceil(1024).max(1));
+    let chunk = indexes.len().div_ceil(threads).max(1);
+    let tallies: Vec<Result<Tally, ReadError>> = if threads == 1 {
+        vec![run(ledger, candidate, &indexes, bundles, list_limit)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = indexes
+                .chunks(chunk)
+                .map(|part| s.spawn(move || run(ledger, candidate, part, bundles, list_limit)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    let mut total = Tally::default();
+    for t in tallies {
+        total.merge(t?);
+    }
+    let mut report = total.report;
+    candidate.hash().clone_into(&mut report.candidate);
+    report.delta = i64::try_from(report.after.block).unwrap_or(i64::MAX)
+        - i64::try_from(report.before.block).unwrap_or(i64::MAX);
+    report.newly_blocked.sort_by_key(|c| c.index);
+    report.newly_blocked.truncate(options.list_limit);
+    report.unblocked.sort_by_key(|c| c.index);
+    report.unblocked.truncate(options.list_limit);
+    report.by_policy = total.policies.into_values().collect();
+    Ok(report)
+}
