@@ -2,7 +2,8 @@
 //! over the very same bytes as the baseline in the same group.
 //!
 //! Every entry has a 256-byte JSON payload and content type `application/json`; ledgers use
-//! BLAKE3 and the default options except the durability mode. Groups:
+//! BLAKE3 (the default; the proof and verification groups also SHA-256) and the default
+//! options except the durability mode. Groups:
 //!
 //! - `append_fsync`: durable appends (`Durability::Fsync`) of batches of 1, 10, 100 and 1000
 //!   entries per submit, with and without the leaf-hash index, next to `raw_write_fsync`: one
@@ -14,9 +15,9 @@
 //! - `append_interval_10ms` and `append_none_unsafe`: the same batches with
 //!   `Durability::Interval(10 ms)` and `Durability::NoneUnsafe` (benchmarks only: nothing is
 //!   synced on the append path), the latter next to `raw_write_nosync`.
-//! - `proof_1m`: inclusion and consistency proofs at the latest size of a 1,000,000-entry
-//!   ledger, with and without `LedgerOptions::self_check_proofs`.
-//! - `verify_1m`: full verification (`Ledger::verify`) of that ledger.
+//! - `proof_1m/{blake3,sha256}`: inclusion and consistency proofs at the latest size of a
+//!   1,000,000-entry ledger, with and without `LedgerOptions::self_check_proofs`.
+//! - `verify_1m/{blake3,sha256}`: full verification (`Ledger::verify`) of that ledger.
 //!
 //! Ledgers live in temporary directories under the system temp dir (set `TMPDIR` to move
 //! them), removed at the end. Run with `cargo bench -p vouch-benches --bench storage`;
@@ -27,10 +28,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use tempfile::TempDir;
 use vouch_benches::workload::{self, RawLog};
-use vouch_ledger_core::{EntryIndex, TreeSize};
+use vouch_ledger_core::{EntryIndex, HashAlg, TreeSize};
 use vouch_storage::{DataDir, Durability, Ledger, LedgerOptions, StatsSnapshot};
 
 /// Entries per submit in the batch benchmarks.
@@ -55,7 +58,8 @@ fn fresh(leaf_hash_index: bool, options: LedgerOptions) -> (TempDir, Ledger) {
         .tempdir()
         .expect("temporary directory");
     let dd = DataDir::open(dir.path()).expect("data directory");
-    let ledger = workload::create_and_open(&dd, "bench", leaf_hash_index, options);
+    let config = workload::config(HashAlg::Blake3, leaf_hash_index);
+    let ledger = workload::create_and_open(&dd, "bench", &config, options);
     (dir, ledger)
 }
 
@@ -196,8 +200,9 @@ fn append_none(c: &mut Criterion) {
     group.finish();
 }
 
-fn proofs_and_verify(c: &mut Criterion) {
-    // Build once without syncing, close cleanly, then reopen with the default durability.
+/// A data directory holding ledger `proofs` of [`PROOF_LEDGER`] entries, built without
+/// syncing and closed cleanly.
+fn proof_ledger(hash: HashAlg) -> (TempDir, DataDir) {
     let dir = tempfile::Builder::new()
         .prefix("vouch-bench-proofs-")
         .tempdir()
@@ -206,73 +211,79 @@ fn proofs_and_verify(c: &mut Criterion) {
     let ledger = workload::create_and_open(
         &dd,
         "proofs",
-        false,
+        &workload::config(hash, false),
         workload::options(Durability::NoneUnsafe),
     );
     workload::load(&ledger, PROOF_LEDGER, 4096, 4, &mut |_| true);
     ledger.close();
-    drop(ledger);
+    (dir, dd)
+}
 
-    let mut group = c.benchmark_group("proof_1m");
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(1));
-    let indexes = workload::targets(PROOF_LEDGER, TARGETS, 1);
-    let olds = workload::targets(PROOF_LEDGER - 1, TARGETS, 2);
-    for self_check in [false, true] {
+fn proofs_and_verify(c: &mut Criterion) {
+    for hash in HashAlg::ALL {
+        let (_dir, dd) = proof_ledger(hash);
+        let mut group = c.benchmark_group(format!("proof_1m/{}", hash.name()));
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3))
+            .throughput(Throughput::Elements(1));
+        let indexes = workload::targets(PROOF_LEDGER, TARGETS, 1);
+        let olds = workload::targets(PROOF_LEDGER - 1, TARGETS, 2);
+        for self_check in [false, true] {
+            let ledger = dd
+                .open_ledger(
+                    "proofs",
+                    workload::signer(),
+                    LedgerOptions {
+                        self_check_proofs: self_check,
+                        ..workload::options(Durability::Fsync)
+                    },
+                )
+                .expect("reopen");
+            let size = ledger.size();
+            let check = if self_check { "check_on" } else { "check_off" };
+            group.bench_function(BenchmarkId::new("inclusion", check), |b| {
+                let mut i = 0;
+                b.iter(|| {
+                    i = (i + 1) % TARGETS;
+                    ledger
+                        .inclusion_proof(EntryIndex(indexes[i]), size)
+                        .expect("inclusion proof")
+                });
+            });
+            group.bench_function(BenchmarkId::new("consistency", check), |b| {
+                let mut i = 0;
+                b.iter(|| {
+                    i = (i + 1) % TARGETS;
+                    ledger
+                        .consistency_proof(TreeSize(olds[i] + 1), size)
+                        .expect("consistency proof")
+                });
+            });
+            ledger.close();
+        }
+        group.finish();
+
         let ledger = dd
             .open_ledger(
                 "proofs",
                 workload::signer(),
-                LedgerOptions {
-                    self_check_proofs: self_check,
-                    ..workload::options(Durability::Fsync)
-                },
+                workload::options(Durability::Fsync),
             )
             .expect("reopen");
-        let size = ledger.size();
-        let check = if self_check { "check_on" } else { "check_off" };
-        group.bench_function(BenchmarkId::new("inclusion", check), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % TARGETS;
-                ledger
-                    .inclusion_proof(EntryIndex(indexes[i]), size)
-                    .expect("inclusion proof")
-            });
+        let mut group = c.benchmark_group(format!("verify_1m/{}", hash.name()));
+        group
+            .sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(10))
+            .throughput(Throughput::Elements(PROOF_LEDGER));
+        group.bench_function("ledger_verify", |b| {
+            b.iter(|| ledger.verify(&mut |_| {}).expect("verify"));
         });
-        group.bench_function(BenchmarkId::new("consistency", check), |b| {
-            let mut i = 0;
-            b.iter(|| {
-                i = (i + 1) % TARGETS;
-                ledger
-                    .consistency_proof(TreeSize(olds[i] + 1), size)
-                    .expect("consistency proof")
-            });
-        });
+        group.finish();
         ledger.close();
     }
-    group.finish();
-
-    let ledger = dd
-        .open_ledger(
-            "proofs",
-            workload::signer(),
-            workload::options(Durability::Fsync),
-        )
-        .expect("reopen");
-    let mut group = c.benchmark_group("verify_1m");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(15))
-        .throughput(Throughput::Elements(PROOF_LEDGER));
-    group.bench_function("ledger_verify", |b| {
-        b.iter(|| ledger.verify(&mut |_| {}).expect("verify"));
-    });
-    group.finish();
-    ledger.close();
 }
 
 criterion_group!(

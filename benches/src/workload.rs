@@ -70,10 +70,10 @@ pub fn signer() -> Signer {
     Signer::from_seed(ORIGIN, &[42u8; 32]).expect("a valid key name")
 }
 
-/// The configuration of a benchmark ledger: BLAKE3, with or without the leaf-hash index.
-pub fn config(leaf_hash_index: bool) -> LedgerConfig {
+/// The configuration of a benchmark ledger: the hash, with or without the leaf-hash index.
+pub fn config(hash: HashAlg, leaf_hash_index: bool) -> LedgerConfig {
     LedgerConfig {
-        hash: HashAlg::Blake3,
+        hash,
         origin: ORIGIN.to_owned(),
         leaf_hash_index,
     }
@@ -87,7 +87,7 @@ pub fn options(durability: Durability) -> LedgerOptions {
     }
 }
 
-/// Creates ledger `name` in `dd` and opens it.
+/// Creates ledger `name` in `dd` with `config` and opens it.
 ///
 /// # Panics
 ///
@@ -95,10 +95,10 @@ pub fn options(durability: Durability) -> LedgerOptions {
 pub fn create_and_open(
     dd: &DataDir,
     name: &str,
-    leaf_hash_index: bool,
+    config: &LedgerConfig,
     options: LedgerOptions,
 ) -> Ledger {
-    dd.create_ledger(name, &config(leaf_hash_index), &signer().verifier(), 1)
+    dd.create_ledger(name, config, &signer().verifier(), 1)
         .expect("create the benchmark ledger");
     dd.open_ledger(name, signer(), options)
         .expect("open the benchmark ledger")
@@ -185,7 +185,12 @@ pub fn concurrent_round(ledger: &Arc<Ledger>, threads: usize, per_thread: usize)
 pub fn group_bytes(count: usize) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let dd = DataDir::open(dir.path()).expect("data directory");
-    let ledger = create_and_open(&dd, "bytes", false, options(Durability::NoneUnsafe));
+    let ledger = create_and_open(
+        &dd,
+        "bytes",
+        &config(HashAlg::Blake3, false),
+        options(Durability::NoneUnsafe),
+    );
     ledger
         .submit(drafts(0, count), false)
         .expect("submit")

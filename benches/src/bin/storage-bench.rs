@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use vouch_benches::workload::{self, CONTENT_TYPE, PAYLOAD_LEN, RawLog};
-use vouch_ledger_core::{EntryIndex, TreeSize};
-use vouch_storage::{DataDir, Durability, Ledger, LedgerOptions};
+use vouch_ledger_core::{EntryIndex, HashAlg, TreeSize};
+use vouch_storage::{DataDir, Durability, Ledger, LedgerOptions, StatsSnapshot};
 
 /// The large ledger, without the leaf-hash index.
 const MAIN: &str = "main";
@@ -62,6 +62,9 @@ struct Args {
     /// Stop a build when the resident memory of this process passes this many MiB.
     #[arg(long, default_value_t = 8192)]
     max_rss_mib: u64,
+    /// The hash function of the ledgers.
+    #[arg(long, value_enum, default_value_t = Hash::Blake3)]
+    hash: Hash,
     /// Durability mode while building; measurements reopen with the default (fsync).
     #[arg(long, value_enum, default_value_t = BuildDurability::None)]
     build_durability: BuildDurability,
@@ -111,6 +114,23 @@ enum BuildDurability {
     None,
     /// `Durability::Interval` of 100 ms.
     Interval,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Hash {
+    /// BLAKE3, the default.
+    Blake3,
+    /// SHA-256 (RFC 6962 mode).
+    Sha256,
+}
+
+impl Hash {
+    fn alg(self) -> HashAlg {
+        match self {
+            Hash::Blake3 => HashAlg::Blake3,
+            Hash::Sha256 => HashAlg::Sha256,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -199,7 +219,7 @@ fn run(args: &Args, root: &Path, fresh: bool) -> Value {
             "payload_bytes": PAYLOAD_LEN,
             "content_type": CONTENT_TYPE,
             "envelope_bytes": workload::envelope_len(),
-            "hash": "blake3",
+            "hash": args.hash.alg().name(),
             "build_durability": args.build_durability.mode().to_string(),
             "data_dir": root.display().to_string(),
         }),
@@ -289,7 +309,12 @@ fn appends(dd: &DataDir, root: &Path, args: &Args) -> Value {
             dd.open_ledger(name, workload::signer(), fsync_options(true))
                 .expect("open")
         } else {
-            workload::create_and_open(dd, name, leaf_index, fsync_options(true))
+            workload::create_and_open(
+                dd,
+                name,
+                &workload::config(args.hash.alg(), leaf_index),
+                fsync_options(true),
+            )
         };
         let mut raw = RawLog::create(&raw_dir.join(format!("{name}.log"))).expect("raw log");
         let mut batches = Vec::new();
@@ -302,6 +327,7 @@ fn appends(dd: &DataDir, root: &Path, args: &Args) -> Value {
             let bytes = workload::group_bytes(batch);
             let ops = ops_per_round(batch);
             let (mut raw_ns, mut vouch_ns) = (Vec::new(), Vec::new());
+            let before = ledger.stats();
             for _ in 0..args.append_rounds {
                 for _ in 0..ops {
                     let t = Instant::now();
@@ -318,9 +344,12 @@ fn appends(dd: &DataDir, root: &Path, args: &Args) -> Value {
             }
             let (r, v) = (median(&raw_ns), median(&vouch_ns));
             let per_s = |op_ns: f64| to_f64(batch as u64) * 1e9 / op_ns;
+            let (fsync_us, commit_us) = commit_means(&before, &ledger.stats());
             batches.push(json!({
                 "batch": batch,
                 "submits": vouch_ns.len(),
+                "vouch_fsync_mean_us": fsync_us,
+                "vouch_group_commit_mean_us": commit_us,
                 "raw_median_us": r / 1e3,
                 "vouch_median_us": v / 1e3,
                 "raw_entries_per_second": per_s(r),
@@ -350,6 +379,7 @@ fn appends(dd: &DataDir, root: &Path, args: &Args) -> Value {
                 vouch_ns.push(ns(took) / to_f64((threads * per_thread) as u64));
             }
             let after = ledger.stats();
+            let (fsync_us, commit_us) = commit_means(&before, &after);
             let groups = after.group_commits - before.group_commits;
             let entries = after.entries_appended - before.entries_appended;
             let (r, v) = (median(&raw_ns), median(&vouch_ns));
@@ -361,6 +391,8 @@ fn appends(dd: &DataDir, root: &Path, args: &Args) -> Value {
                 "vouch_entries_per_second": 1e9 / v,
                 "ratio": v / r,
                 "entries_per_group": to_f64(entries) / to_f64(groups.max(1)),
+                "vouch_fsync_mean_us": fsync_us,
+                "vouch_group_commit_mean_us": commit_us,
             }));
         }
         if let Ok(ledger) = Arc::try_unwrap(ledger) {
@@ -373,6 +405,25 @@ fn appends(dd: &DataDir, root: &Path, args: &Args) -> Value {
     }
     let _ = std::fs::remove_dir_all(&raw_dir);
     Value::Object(out)
+}
+
+/// The mean `fdatasync` and the mean whole group commit (write, sync, derived files, index,
+/// acknowledgement) of the sequencer between two snapshots of its counters, in µs.
+fn commit_means(before: &StatsSnapshot, after: &StatsSnapshot) -> (f64, f64) {
+    let mean = |sum: Duration, count: u64| sum.as_secs_f64() * 1e6 / to_f64(count.max(1));
+    (
+        mean(
+            after.fsync.sum.saturating_sub(before.fsync.sum),
+            after.fsync.count - before.fsync.count,
+        ),
+        mean(
+            after
+                .group_commit
+                .sum
+                .saturating_sub(before.group_commit.sum),
+            after.group_commit.count - before.group_commit.count,
+        ),
+    )
 }
 
 fn fsync_options(self_check: bool) -> LedgerOptions {
@@ -408,7 +459,7 @@ fn build(
     let ledger = workload::create_and_open(
         dd,
         name,
-        leaf_index,
+        &workload::config(args.hash.alg(), leaf_index),
         workload::options(args.build_durability.mode()),
     );
     let mut last = Instant::now();
@@ -944,29 +995,40 @@ fn print_appends(a: &Value) {
             l["leaf_hash_index"]
         );
         println!(
-            "  {:<22} {:>12} {:>12} {:>14} {:>14} {:>7}",
-            "batch", "raw µs", "vouch µs", "raw entries/s", "vouch entries/s", "ratio"
+            "  {:<22} {:>10} {:>10} {:>13} {:>15} {:>6} {:>12} {:>13}",
+            "batch",
+            "raw µs",
+            "vouch µs",
+            "raw entries/s",
+            "vouch entries/s",
+            "ratio",
+            "fsync mean",
+            "commit mean"
         );
         for b in l["batches"].as_array().into_iter().flatten() {
             println!(
-                "  {:<22} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>7.2}",
+                "  {:<22} {:>10.0} {:>10.0} {:>13.0} {:>15.0} {:>6.2} {:>12.0} {:>13.0}",
                 b["batch"].to_string(),
                 f(&b["raw_median_us"]),
                 f(&b["vouch_median_us"]),
                 f(&b["raw_entries_per_second"]),
                 f(&b["vouch_entries_per_second"]),
-                f(&b["ratio"])
+                f(&b["ratio"]),
+                f(&b["vouch_fsync_mean_us"]),
+                f(&b["vouch_group_commit_mean_us"])
             );
         }
         for c in l["concurrent"].as_array().into_iter().flatten() {
             println!(
-                "  {:<22} {:>12.0} {:>12.0} {:>14.0} {:>14.0} {:>7.2}  ({:.1} entries per group)",
+                "  {:<22} {:>10.0} {:>10.0} {:>13.0} {:>15.0} {:>6.2} {:>12.0} {:>13.0}  ({:.1} entries per group)",
                 format!("{} threads (per entry)", c["threads"]),
                 f(&c["raw_per_entry_us"]),
                 f(&c["vouch_per_entry_us"]),
                 f(&c["raw_entries_per_second"]),
                 f(&c["vouch_entries_per_second"]),
                 f(&c["ratio"]),
+                f(&c["vouch_fsync_mean_us"]),
+                f(&c["vouch_group_commit_mean_us"]),
                 f(&c["entries_per_group"])
             );
         }
