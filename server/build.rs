@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/vouch/v1/ledger.proto"];
+    let protos = ["proto/vouch/v1/ledger.proto", "proto/vouch/v1/policy.proto"];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -81,6 +81,13 @@ pub enum Access {
 const ANY_ROLE: Access = Access::Roles(&Role::ALL);
 const WRITERS: Access = Access::Roles(&[Role::Writer, Role::Admin]);
 const ADMINS: Access = Access::Roles(&[Role::Admin]);
+const POLICY_ADMINS: Access = Access::Roles(&[Role::PolicyAdmin, Role::Admin]);
+/// Overrides and exceptions: recorded by writers (release tooling) and policy admins.
+const WRITERS_AND_POLICY_ADMINS: Access =
+    Access::Roles(&[Role::Writer, Role::PolicyAdmin, Role::Admin]);
+/// Dry runs that record nothing: every role that works with policies, auditors included.
+const POLICY_READERS: Access =
+    Access::Roles(&[Role::Writer, Role::PolicyAdmin, Role::Auditor, Role::Admin]);
 
 /// The permission table: gRPC method path → who may call it. Every RPC the server serves has
 /// one row; calls to a path without a row are refused.
@@ -96,6 +103,24 @@ pub const PERMISSIONS: &[(&str, Access)] = &[
     ("/vouch.v1.LedgerService/GetConsistencyProof", ANY_ROLE),
     ("/vouch.v1.LedgerService/GetCheckpoint", ANY_ROLE),
     ("/vouch.v1.LedgerService/WatchCheckpoints", ANY_ROLE),
+    ("/vouch.v1.PolicyService/LintBundle", POLICY_READERS),
+    ("/vouch.v1.PolicyService/PublishBundle", POLICY_ADMINS),
+    ("/vouch.v1.PolicyService/GetBundle", ANY_ROLE),
+    ("/vouch.v1.PolicyService/ListBundles", ANY_ROLE),
+    ("/vouch.v1.PolicyService/Evaluate", POLICY_READERS),
+    ("/vouch.v1.PolicyService/Decide", WRITERS),
+    ("/vouch.v1.PolicyService/GetDecision", ANY_ROLE),
+    (
+        "/vouch.v1.PolicyService/RecordOverride",
+        WRITERS_AND_POLICY_ADMINS,
+    ),
+    (
+        "/vouch.v1.PolicyService/RecordException",
+        WRITERS_AND_POLICY_ADMINS,
+    ),
+    ("/vouch.v1.PolicyService/Replay", ANY_ROLE),
+    ("/vouch.v1.PolicyService/Simulate", POLICY_READERS),
+    ("/vouch.v1.PolicyService/QueryDecisions", ANY_ROLE),
     ("/grpc.health.v1.Health/Check", Access::Public),
     ("/grpc.health.v1.Health/Watch", Access::Public),
     (
@@ -329,7 +354,7 @@ mod tests {
                 }
             }
         }
-        assert!(n >= 11, "{n}");
+        assert!(n >= 23, "{n}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! A client of the ledger service, with the bearer token added to every call and optional
-//! TLS or mTLS. The CLI and the integration tests use it.
+//! Clients of the ledger and policy services, with the bearer token added to every call and
+//! optional TLS or mTLS. The CLI and the integration tests use them.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Request, Status};
 
 use crate::proto::v1::ledger_service_client::LedgerServiceClient;
+use crate::proto::v1::policy_service_client::PolicyServiceClient;
 
 /// The largest response message the client accepts (a response can carry a full payload
 /// twice: the payload and the leaf bytes).
@@ -18,6 +19,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 /// A connected ledger-service client.
 pub type Client = LedgerServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// A connected policy-service client.
+pub type PolicyClient = PolicyServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// TLS settings of a client, as PEM bytes.
 #[derive(Debug, Clone, Default)]
@@ -194,4 +198,26 @@ pub async fn connect(
     Ok(LedgerServiceClient::with_interceptor(channel, interceptor)
         .max_decoding_message_size(MAX_RESPONSE_BYTES)
         .max_encoding_message_size(usize::MAX))
+}
+
+/// A policy-service client for `url`, sending `token` with every call.
+///
+/// # Errors
+///
+/// As [`channel`], and [`ClientError::Token`].
+pub async fn connect_policy(
+    url: &str,
+    token: Option<String>,
+    tls: Option<ClientTls>,
+) -> Result<PolicyClient, ClientError> {
+    let interceptor = BearerToken::new(token.as_deref())?;
+    let channel = channel(url, tls).await?;
+    Ok(policy_client(channel, interceptor))
+}
+
+/// A policy-service client over an existing channel.
+pub fn policy_client(channel: Channel, interceptor: BearerToken) -> PolicyClient {
+    PolicyServiceClient::with_interceptor(channel, interceptor)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES)
+        .max_encoding_message_size(usize::MAX)
 }

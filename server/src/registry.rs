@@ -133,7 +133,12 @@ impl Registry {
         let registry = Self {
             data_dir,
             root,
-            options: config.ledger_options(),
+            // The policy layer finds its bundles, decisions, overrides and exceptions
+            // through the terms its extractor adds to every ledger's index.
+            options: LedgerOptions {
+                extractor: Arc::new(vouch_query::GovernanceTerms),
+                ..config.ledger_options()
+            },
             defaults: Defaults {
                 hash: config.default_hash.into(),
                 origin_prefix: config.origin_prefix.clone(),

@@ -25,11 +25,14 @@ use crate::config::{Config, ConfigError, TlsConfig};
 use crate::metrics::Metrics;
 use crate::middleware::RpcLayer;
 use crate::proto::v1::ledger_service_server::LedgerServiceServer;
+use crate::proto::v1::policy_service_server::PolicyServiceServer;
 use crate::registry::{Registry, RegistryError};
-use crate::service::LedgerService;
+use crate::service::{LedgerService, PolicyService};
 
 /// The gRPC service name health reports for the ledger service.
 pub const LEDGER_SERVICE_NAME: &str = "vouch.v1.LedgerService";
+/// The gRPC service name health reports for the policy service.
+pub const POLICY_SERVICE_NAME: &str = "vouch.v1.PolicyService";
 
 /// Why the server did not start.
 #[derive(Debug, thiserror::Error)]
@@ -202,10 +205,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status(LEDGER_SERVICE_NAME, ServingStatus::Serving)
-        .await;
-    health.set_service_status("", ServingStatus::Serving).await;
+    for name in [LEDGER_SERVICE_NAME, POLICY_SERVICE_NAME, ""] {
+        health
+            .set_service_status(name, ServingStatus::Serving)
+            .await;
+    }
 
     let reflection_v1 = reflection_builder()
         .build_v1()
@@ -221,6 +225,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     ))
     .max_decoding_message_size(config.limits.max_message_bytes)
     .max_encoding_message_size(usize::MAX);
+    let policy_service = PolicyServiceServer::new(PolicyService::new(registry.clone()))
+        .max_decoding_message_size(config.limits.max_message_bytes)
+        .max_encoding_message_size(usize::MAX);
 
     let mut builder = Server::builder();
     if let Some(tls) = tls {
@@ -239,6 +246,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             shutdown_rx.clone(),
         ))
         .add_service(ledger_service)
+        .add_service(policy_service)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -369,12 +377,11 @@ impl RunningServer {
     /// [`ShutdownError`] if a server task failed; the ledgers are closed regardless.
     pub async fn shutdown(mut self) -> Result<(), ShutdownError> {
         tracing::info!("shutting down");
-        self.health
-            .set_service_status(LEDGER_SERVICE_NAME, ServingStatus::NotServing)
-            .await;
-        self.health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        for name in [LEDGER_SERVICE_NAME, POLICY_SERVICE_NAME, ""] {
+            self.health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
         let _ = self.shutdown_tx.send(true);
         let grace = Duration::from_millis(self.config.shutdown_grace_ms);
         let mut result = Ok(());

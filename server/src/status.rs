@@ -12,6 +12,13 @@
 //! | `DATA_LOSS` | corruption found on disk; the message names the file and byte offset |
 //! | `INTERNAL` | anything else (an I/O error on a read, a failed task); logged with details |
 //!
+//! The policy service's errors follow the same table: a bundle source, request, override or
+//! exception that does not follow its schema is `INVALID_ARGUMENT` naming the field and every
+//! error with its line and column; an unknown bundle or decision is `NOT_FOUND`; an
+//! idempotency key or exception id used before for other contents is `ALREADY_EXISTS`; an
+//! entry of the policy layer that cannot be read as its record (written around the policy
+//! layer) is `FAILED_PRECONDITION`.
+//!
 //! Authentication errors (`UNAUTHENTICATED`, `PERMISSION_DENIED`) come from [`crate::auth`].
 
 use tonic::Status;
@@ -20,6 +27,12 @@ use vouch_ledger_core::proof::ProofError;
 use vouch_storage::{
     AppendError, CheckpointError, Corruption, IoFailure, OpenError, ProveError, ReadError,
 };
+
+use vouch_query::governance::{
+    BundleError, DecideError, EvaluateError, ExceptionError, GetDecisionError, InvalidEntry,
+    ListBundlesError, OverrideError, PublishError, QueryError, ReplayError, SimulateError,
+};
+use vouch_query::{CompileErrors, ParseErrors, RequestError};
 
 use crate::registry::{CreateError, LookupError};
 
@@ -237,6 +250,191 @@ impl IntoStatus for CreateError {
     }
 }
 
+/// `INVALID_ARGUMENT` for a bundle source that does not parse, with every error located.
+fn parse_errors(field: &str, e: &ParseErrors) -> Status {
+    Status::invalid_argument(format!("{field}: the bundle does not parse:\n{e}"))
+}
+
+/// `INVALID_ARGUMENT` for a bundle with lint errors, with every error located.
+fn compile_errors(field: &str, e: &CompileErrors) -> Status {
+    Status::invalid_argument(format!(
+        "{field}: the bundle has lint errors (see LintBundle):\n{e}"
+    ))
+}
+
+/// `INVALID_ARGUMENT` for a body that does not follow its schema, with every error located.
+fn request_error(field: &str, e: &RequestError) -> Status {
+    Status::invalid_argument(format!("{field}: {e}"))
+}
+
+/// `FAILED_PRECONDITION` for an entry that is not the record it should be.
+fn invalid_entry(e: &InvalidEntry) -> Status {
+    tracing::error!(error = %e, "a policy-layer entry cannot be read as its record");
+    Status::failed_precondition(format!(
+        "{e}; the entry was not written by the policy service (replay the decisions that use it to see the differences)"
+    ))
+}
+
+impl IntoStatus for BundleError {
+    fn into_status(self) -> Status {
+        match self {
+            BundleError::NotFound(_) => Status::not_found(format!("bundle: {self}")),
+            BundleError::Invalid(e) => invalid_entry(&e),
+            BundleError::Read(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for ListBundlesError {
+    fn into_status(self) -> Status {
+        match self {
+            ListBundlesError::Read(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for PublishError {
+    fn into_status(self) -> Status {
+        match self {
+            PublishError::Parse(e) => parse_errors("source", &e),
+            PublishError::Compile(e) => compile_errors("source", &e),
+            PublishError::KeyTaken { .. } => Status::already_exists(self.to_string()),
+            PublishError::Entry(_) => Status::invalid_argument(format!("source: {self}")),
+            PublishError::Append(e) => e.into_status(),
+            PublishError::Read(e) => e.into_status(),
+            PublishError::Prove(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for EvaluateError {
+    fn into_status(self) -> Status {
+        match self {
+            EvaluateError::Request(e) => request_error("request_json", &e),
+            EvaluateError::Bundle(e) => e.into_status(),
+            EvaluateError::SnapshotTooLarge { .. } => {
+                Status::invalid_argument(format!("request_json: {self}"))
+            }
+            EvaluateError::Read(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for DecideError {
+    fn into_status(self) -> Status {
+        match self {
+            DecideError::Request(e) => request_error("request_json", &e),
+            DecideError::Bundle(e) => e.into_status(),
+            DecideError::SnapshotTooLarge { .. } => {
+                Status::invalid_argument(format!("request_json: {self}"))
+            }
+            DecideError::InvalidKey(_) => Status::invalid_argument(self.to_string()),
+            DecideError::KeyConflict { .. } => {
+                Status::already_exists(format!("idempotency_key: {self}"))
+            }
+            DecideError::Append(e) => e.into_status(),
+            DecideError::Read(e) => e.into_status(),
+            DecideError::Invalid(e) => invalid_entry(&e),
+            DecideError::Prove(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for GetDecisionError {
+    fn into_status(self) -> Status {
+        match self {
+            GetDecisionError::NotFound(_) => Status::not_found(format!("decision: {self}")),
+            GetDecisionError::Invalid(e) => invalid_entry(&e),
+            GetDecisionError::Read(e) => e.into_status(),
+            GetDecisionError::Prove(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for OverrideError {
+    fn into_status(self) -> Status {
+        match self {
+            OverrideError::Request(e) => request_error("override_json", &e),
+            OverrideError::Decision(GetDecisionError::NotFound(_)) => {
+                Status::not_found(format!("override_json.decision: {self}"))
+            }
+            OverrideError::Decision(e) => e.into_status(),
+            OverrideError::Bundle(e) => e.into_status(),
+            OverrideError::InvalidKey(_) => {
+                Status::invalid_argument(format!("override_json.{self}"))
+            }
+            OverrideError::KeyConflict { .. } => {
+                Status::already_exists(format!("override_json.idempotency_key: {self}"))
+            }
+            OverrideError::Append(e) => e.into_status(),
+            OverrideError::Read(e) => e.into_status(),
+            OverrideError::Prove(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for ExceptionError {
+    fn into_status(self) -> Status {
+        match self {
+            ExceptionError::Request(e) => request_error("exception_json", &e),
+            ExceptionError::InvalidId(_) => {
+                Status::invalid_argument(format!("exception_json.{self}"))
+            }
+            ExceptionError::Conflict { .. } => {
+                Status::already_exists(format!("exception_json.id: {self}"))
+            }
+            ExceptionError::Append(e) => e.into_status(),
+            ExceptionError::Read(e) => e.into_status(),
+            ExceptionError::Prove(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for ReplayError {
+    fn into_status(self) -> Status {
+        match self {
+            ReplayError::NotFound(_) => Status::not_found(format!("decision: {self}")),
+            ReplayError::Invalid(e) => invalid_entry(&e),
+            ReplayError::Read(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for SimulateError {
+    fn into_status(self) -> Status {
+        match self {
+            SimulateError::Parse(e) => parse_errors("source", &e),
+            SimulateError::Compile(e) => compile_errors("source", &e),
+            SimulateError::InvalidRange(_) | SimulateError::TooManyDecisions { .. } => {
+                Status::invalid_argument(self.to_string())
+            }
+            SimulateError::Read(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for QueryError {
+    fn into_status(self) -> Status {
+        match self {
+            QueryError::InvalidRange(_) => Status::invalid_argument(self.to_string()),
+            QueryError::Invalid(e) => invalid_entry(&e),
+            QueryError::Read(e) => e.into_status(),
+            QueryError::Prove(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::Code;
@@ -289,6 +487,55 @@ mod tests {
         for (status, code) in cases {
             assert_eq!(status.code(), code, "{}", status.message());
         }
+    }
+
+    #[test]
+    fn policy_errors_follow_the_table() {
+        use vouch_query::governance::{BundleRef, DecisionRef};
+        let key = DecideError::KeyConflict {
+            key: "k".into(),
+            index: EntryIndex(4),
+        }
+        .into_status();
+        assert_eq!(key.code(), Code::AlreadyExists);
+        assert!(
+            key.message().starts_with("idempotency_key:"),
+            "{}",
+            key.message()
+        );
+        let missing = BundleError::NotFound(BundleRef::Name("x".into())).into_status();
+        assert_eq!(missing.code(), Code::NotFound);
+        let missing = ReplayError::NotFound(DecisionRef::Index(EntryIndex(9))).into_status();
+        assert_eq!(missing.code(), Code::NotFound);
+        let parse = vouch_query::SourceBundle::parse(
+            "version: 1\nname: x\npolicies: 3\n",
+            vouch_query::Format::Yaml,
+        )
+        .unwrap_err();
+        let s = PublishError::Parse(parse).into_status();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(
+            s.message().starts_with("source: the bundle does not parse"),
+            "{}",
+            s.message()
+        );
+        assert!(
+            s.message().contains("(line 3, column 11)"),
+            "{}",
+            s.message()
+        );
+        let request = vouch_query::Request::from_json(b"{}").unwrap_err();
+        let s = DecideError::Request(request).into_status();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert!(s.message().starts_with("request_json: "), "{}", s.message());
+        let s = ExceptionError::Conflict {
+            id: "E".into(),
+            index: EntryIndex(1),
+        }
+        .into_status();
+        assert_eq!(s.code(), Code::AlreadyExists);
+        let s = QueryError::InvalidRange("since after until".into()).into_status();
+        assert_eq!(s.code(), Code::InvalidArgument);
     }
 
     #[test]

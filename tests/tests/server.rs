@@ -10,6 +10,8 @@ mod auth;
 mod limits;
 #[path = "server/operations.rs"]
 mod operations;
+#[path = "server/policy.rs"]
+mod policy;
 #[path = "server/support.rs"]
 mod support;
 #[path = "server/tls.rs"]

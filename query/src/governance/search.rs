@@ -12,9 +12,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use vouch_ledger_core::EntryIndex;
-use vouch_ledger_core::entry::{EntryKind, Timestamp as LedgerTimestamp};
-use vouch_storage::{Ledger, ReadError, StoredCheckpoint};
+use vouch_ledger_core::entry::{Entry, EntryKind, Timestamp as LedgerTimestamp};
+use vouch_ledger_core::{EntryIndex, Hash};
+use vouch_storage::{Corruption, Ledger, ReadError, StoredCheckpoint};
 
 use super::Proof;
 use super::context::all_hits;
@@ -61,6 +61,8 @@ pub struct RecordedDecision {
     pub index: EntryIndex,
     /// When the ledger recorded it.
     pub timestamp: LedgerTimestamp,
+    /// The entry's leaf hash.
+    pub leaf_hash: Hash,
     /// The index of the bundle entry it was made with.
     pub bundle_index: EntryIndex,
     /// The record: bundle hash, request snapshot, evaluation.
@@ -177,7 +179,14 @@ pub(crate) fn read_decision(
     index: EntryIndex,
     end: Option<EntryIndex>,
 ) -> Result<RecordedDecision, GetDecisionError> {
-    let entry = ledger.get(index)?;
+    let raw = ledger.get_raw(index)?;
+    let leaf_hash = ledger.hash_alg().leaf_hash(&raw);
+    let entry = Entry::decode(&raw).map_err(|e| {
+        ReadError::Corrupted(Corruption::file(
+            ledger.dir(),
+            format!("entry {index} read back is not a valid envelope: {e}"),
+        ))
+    })?;
     if entry.kind != EntryKind::Decision {
         return Err(InvalidEntry::Kind {
             index,
@@ -204,6 +213,7 @@ pub(crate) fn read_decision(
         id: decision.id,
         index,
         timestamp: entry.timestamp,
+        leaf_hash,
         bundle_index: decision.bundle_index,
         record: decision.record,
         record_json,
