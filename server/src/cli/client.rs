@@ -196,7 +196,7 @@ struct Session {
     json: bool,
 }
 
-fn connect_error(e: &ClientError) -> anyhow::Error {
+pub(crate) fn connect_error(e: &ClientError) -> anyhow::Error {
     let code = match e {
         ClientError::Url { .. } | ClientError::Token => USAGE,
         ClientError::Connect { .. } => CONNECTION,
@@ -206,7 +206,7 @@ fn connect_error(e: &ClientError) -> anyhow::Error {
 }
 
 /// A gRPC status as a one-line error with its exit code.
-fn status_error(status: &Status, url: &str) -> anyhow::Error {
+pub(crate) fn status_error(status: &Status, url: &str) -> anyhow::Error {
     let message = status.message();
     let (code, text) = match status.code() {
         Code::Unavailable => (
@@ -247,7 +247,7 @@ fn code_text(code: Code) -> &'static str {
 }
 
 /// An answer that breaks the protocol (a server bug or a different server).
-fn bad_answer(what: impl Into<String>) -> anyhow::Error {
+pub(crate) fn bad_answer(what: impl Into<String>) -> anyhow::Error {
     Coded::new(
         SERVER,
         format!("unexpected answer from the server: {}", what.into()),
@@ -255,12 +255,12 @@ fn bad_answer(what: impl Into<String>) -> anyhow::Error {
     .into()
 }
 
-fn hash_of(bytes: &[u8], field: &str) -> anyhow::Result<Hash> {
+pub(crate) fn hash_of(bytes: &[u8], field: &str) -> anyhow::Result<Hash> {
     Hash::from_slice(bytes)
         .map_err(|_| bad_answer(format!("{field} is {} bytes, not 32", bytes.len())))
 }
 
-fn alg_of(value: i32) -> anyhow::Result<HashAlg> {
+pub(crate) fn alg_of(value: i32) -> anyhow::Result<HashAlg> {
     match pb::HashAlgorithm::try_from(value) {
         Ok(pb::HashAlgorithm::Blake3) => Ok(HashAlg::Blake3),
         Ok(pb::HashAlgorithm::Sha256) => Ok(HashAlg::Sha256),
@@ -275,11 +275,11 @@ fn kind_name(value: i32) -> String {
         .map_or_else(|| format!("kind-{value}"), |k| k.name().to_owned())
 }
 
-fn note_text(cp: &pb::SignedCheckpoint) -> anyhow::Result<String> {
+pub(crate) fn note_text(cp: &pb::SignedCheckpoint) -> anyhow::Result<String> {
     String::from_utf8(cp.note.clone()).map_err(|_| bad_answer("a checkpoint note is not UTF-8"))
 }
 
-fn checkpoint_json(cp: &pb::SignedCheckpoint) -> anyhow::Result<Value> {
+pub(crate) fn checkpoint_json(cp: &pb::SignedCheckpoint) -> anyhow::Result<Value> {
     Ok(json!({
         "origin": cp.origin,
         "tree_size": cp.tree_size,

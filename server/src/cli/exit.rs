@@ -8,6 +8,7 @@
 //! | 3 | connection: the server cannot be reached (refused, unreachable, TLS handshake, unavailable) |
 //! | 4 | verification failed: a proof, checkpoint, signature, proof file or ledger file did not verify |
 //! | 5 | the server refused the request (not found, invalid argument, permission denied, …) |
+//! | 6 | the decision is BLOCK (`decide`, `policy evaluate`): the command itself succeeded |
 
 use std::fmt;
 
@@ -23,6 +24,8 @@ pub const CONNECTION: u8 = 3;
 pub const VERIFICATION: u8 = 4;
 /// The server answered with an error status.
 pub const SERVER: u8 = 5;
+/// A policy decision is BLOCK.
+pub const BLOCKED: u8 = 6;
 
 /// The name of an exit code, as `--json` error output shows it.
 pub const fn kind_name(code: u8) -> &'static str {
@@ -32,6 +35,7 @@ pub const fn kind_name(code: u8) -> &'static str {
         CONNECTION => "connection",
         VERIFICATION => "verification",
         SERVER => "server",
+        BLOCKED => "blocked",
         _ => "error",
     }
 }
@@ -45,6 +49,10 @@ pub struct Coded {
     pub message: String,
     /// For a verification failure, the name of the check that failed.
     pub check: Option<&'static str>,
+    /// The command's output already says what failed (a BLOCK decision, lint errors, a
+    /// replay that differs): with `--json`, no separate error object is printed, so standard
+    /// output stays one JSON document.
+    pub reported: bool,
 }
 
 impl fmt::Display for Coded {
@@ -62,7 +70,15 @@ impl Coded {
             code,
             message: message.into(),
             check: None,
+            reported: false,
         }
+    }
+
+    /// The same error, marked as already shown in the command's output.
+    #[must_use]
+    pub fn reported(mut self) -> Self {
+        self.reported = true;
+        self
     }
 
     /// The same error, naming the check that failed.

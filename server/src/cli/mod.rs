@@ -10,12 +10,15 @@
 //!   running server;
 //! - `verify` ([`verify`]) and `verify-ledger` ([`verify_ledger`]): offline checks that never
 //!   open a network connection;
+//! - `policy`, `decide`, `override`, `exception`, `replay`, `decisions` ([`policy`]): calls
+//!   to the policy service;
 //! - `keygen` and `token` ([`keygen`]): signing keys and bearer tokens.
 
 pub mod client;
 pub mod exit;
 pub mod keygen;
 pub mod output;
+pub mod policy;
 pub mod serve;
 pub mod verify;
 pub mod verify_ledger;
@@ -36,7 +39,8 @@ Exit codes:
   2  usage: an unknown flag, a missing or malformed argument
   3  connection: the server cannot be reached
   4  verification failed: a proof, checkpoint, signature, proof file or ledger file
-  5  the server refused the request (not found, invalid argument, permission denied, ...)";
+  5  the server refused the request (not found, invalid argument, permission denied, ...)
+  6  the decision is BLOCK (decide, policy evaluate)";
 
 /// Vouch: an append-only ledger with Merkle proofs and signed checkpoints.
 #[derive(Debug, Parser)]
@@ -143,6 +147,19 @@ pub enum Command {
     /// Creates and lists ledgers.
     #[command(subcommand)]
     Ledger(client::LedgerCommand),
+    /// Lints, publishes, shows, evaluates and simulates policy bundles.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Decides a request against a published bundle and records the decision.
+    Decide(policy::DecideArgs),
+    /// Records an override of a blocked decision (granted or denied).
+    Override(policy::OverrideArgs),
+    /// Records an exception that later decisions honour while it is active.
+    Exception(policy::ExceptionArgs),
+    /// Replays a recorded decision from its stored snapshots.
+    Replay(policy::ReplayArgs),
+    /// Lists recorded decisions by subject, outcome, policy, environment and time.
+    Decisions(policy::DecisionsArgs),
     /// Verifies a proof or checkpoint file offline, with the verifier keys you trust.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
@@ -194,6 +211,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoint(args) => client::run(&global, client::Call::Checkpoint(args)),
         Command::Prove(command) => client::run(&global, client::Call::Prove(command)),
         Command::Ledger(command) => client::run(&global, client::Call::Ledger(command)),
+        Command::Policy(command) => policy::run(&global, policy::Call::Policy(command)),
+        Command::Decide(args) => policy::run(&global, policy::Call::Decide(args)),
+        Command::Override(args) => policy::run(&global, policy::Call::Override(args)),
+        Command::Exception(args) => policy::run(&global, policy::Call::Exception(args)),
+        Command::Replay(args) => policy::run(&global, policy::Call::Replay(args)),
+        Command::Decisions(args) => policy::run(&global, policy::Call::Decisions(args)),
     }
 }
 
@@ -215,6 +238,12 @@ fn report(e: &anyhow::Error, json: bool) -> ExitCode {
     let code = coded.map_or(FAILURE, |c| c.code);
     // The chain above the coded error is context; the coded message is the cause.
     let message = format!("{e:#}");
+    // The output already showed what failed (a BLOCK decision, lint errors, a differing
+    // replay; as JSON with --json): only the exit code and a line on standard error remain.
+    if coded.is_some_and(|c| c.reported) {
+        eprintln!("{message}");
+        return ExitCode::from(code);
+    }
     if json {
         let mut error = json!({
             "exit_code": code,
@@ -282,6 +311,18 @@ mod tests {
                 "c",
             ],
             &["serve", "--durability", "sometimes"],
+            &["decide", "req.json"],
+            &["policy", "lint"],
+            &[
+                "policy",
+                "simulate",
+                "c.yaml",
+                "--last",
+                "5",
+                "--since",
+                "2025-01-01T00:00:00Z",
+            ],
+            &["decisions", "--outcome", "maybe"],
         ] {
             let err = parse(args).unwrap_err();
             assert!(err.use_stderr(), "{args:?} was accepted");
