@@ -1119,6 +1119,53 @@ fn queries_filter_paginate_prove_and_answer_as_of() {
 }
 
 #[test]
+fn a_deleted_index_is_rebuilt_from_the_log_with_the_same_answers() {
+    let f = fixture();
+    let p = pack(HRP);
+    f.gov.publish(&p.bundle, Format::Yaml, false).unwrap();
+    let b = BundleRef::Index(EntryIndex(0));
+    let blocked = decide(&f, &b, p.request("block-one-approval.json"));
+    f.gov
+        .record_override(
+            override_json(&blocked.id, "ovr-r", "rm-rosa").as_bytes(),
+            false,
+        )
+        .unwrap();
+    decide(&f, &b, p.request("allow-security-and-manager.json"));
+    let query = DecisionQuery {
+        outcome: Some(Outcome::Block),
+        ..DecisionQuery::default()
+    };
+    let before: Vec<(EntryIndex, usize)> = f
+        .gov
+        .query(&query)
+        .unwrap()
+        .decisions
+        .iter()
+        .map(|d| (d.index, d.overrides.len()))
+        .collect();
+    assert_eq!(before, [(blocked.index, 1)]);
+    let dir = f.ledger.dir().to_path_buf();
+    let f = f.reopen_with(|| std::fs::remove_dir_all(dir.join("sled")).unwrap());
+    let after: Vec<(EntryIndex, usize)> = f
+        .gov
+        .query(&query)
+        .unwrap()
+        .decisions
+        .iter()
+        .map(|d| (d.index, d.overrides.len()))
+        .collect();
+    assert_eq!(after, before);
+    assert_eq!(
+        f.gov
+            .decision(&DecisionRef::Id(blocked.id.clone()), false)
+            .unwrap()
+            .index,
+        blocked.index
+    );
+}
+
+#[test]
 fn the_index_survives_a_reopen() {
     let f = fixture();
     let p = pack(HRP);

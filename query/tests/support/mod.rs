@@ -100,6 +100,11 @@ pub fn fixture_with(durability: Durability) -> Fixture {
 impl Fixture {
     /// Closes the ledger and opens it again (the index is kept, not rebuilt).
     pub fn reopen(self) -> Fixture {
+        self.reopen_with(|| {})
+    }
+
+    /// Closes the ledger, runs `between` while it is closed, and opens it again.
+    pub fn reopen_with(self, between: impl FnOnce()) -> Fixture {
         let Fixture {
             dir,
             ledger,
@@ -109,6 +114,7 @@ impl Fixture {
         drop(gov);
         ledger.close();
         drop(ledger);
+        between();
         let data = DataDir::open(dir.path()).unwrap();
         let ledger = Arc::new(
             data.open_ledger(
