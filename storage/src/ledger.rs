@@ -278,7 +278,7 @@ impl Shared {
             .ok_or_else(|| {
                 ReadError::Corrupted(Corruption::at(
                     self.offsets.path(),
-                    FILE_HEADER_LEN as u64 + index * 8,
+                    offsets_record_at(index),
                     format!("the file ends before the offset of entry {index}"),
                 ))
             })
@@ -293,7 +293,7 @@ impl Shared {
             ))
         })?;
         let offset = self.offset_of(index)?;
-        let record_at = FILE_HEADER_LEN as u64 + index * 8;
+        let record_at = offsets_record_at(index);
         if offset < FILE_HEADER_LEN as u64 {
             return Err(ReadError::Corrupted(Corruption::at(
                 self.offsets.path(),
@@ -870,6 +870,13 @@ impl Drop for Ledger {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Where entry `index`'s record is in `offsets.dat`, for error messages. The index may come
+/// from a damaged file (a head claiming more entries than fit in 64 bits of offsets), so the
+/// arithmetic saturates instead of overflowing.
+fn offsets_record_at(index: u64) -> u64 {
+    (FILE_HEADER_LEN as u64).saturating_add(index.saturating_mul(8))
 }
 
 fn map_prove(e: CoreProveError<ReadError>) -> ProveError {
