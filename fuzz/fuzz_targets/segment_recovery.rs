@@ -2,10 +2,14 @@
 //! active segment, `checkpoints.dat`, `offsets.dat`, `index.head`, a Merkle node file or
 //! `ledger.json`), then the ledger is opened.
 //!
-//! Opening must either fail with an error or succeed; it must never panic or hang. After a
-//! successful open the ledger must verify, every entry must read back as a valid envelope at
-//! its index, the latest checkpoint must open with the ledger's key and match the tree, and
-//! one more append must succeed and keep the ledger verifiable.
+//! Opening must either fail with an error or succeed; it must never panic or hang. A normal
+//! open checks derived files only where it needs them, so damage in the middle of a derived
+//! file or a sealed segment may open and then fail `verify`; an open in strict mode (the top
+//! bit of the first byte) must refuse such a ledger. After an open, every entry that reads
+//! reads as a valid envelope at its index, and the ledger never signs a root its log does not
+//! give. When the ledger verifies, every entry reads, the latest checkpoint opens with the
+//! ledger's key and matches the log, and one more append and checkpoint succeed and keep the
+//! ledger verifiable.
 //!
 //! The first input byte picks the file and how the rest is written: raw, after a prefix of
 //! the genuine file, or as records framed with valid CRCs (so the fuzzer gets past the
@@ -18,10 +22,10 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use vouch_fuzz::recovery::{self, LEDGER, draft, options};
 use vouch_fuzz::{Snapshot, log_signer, restore, scratch_dir, trusted};
-use vouch_ledger_core::EntryIndex;
 use vouch_ledger_core::checkpoint::open_checkpoint;
 use vouch_ledger_core::entry::EntryView;
-use vouch_storage::DataDir;
+use vouch_ledger_core::{EntryIndex, MemoryTree};
+use vouch_storage::{DataDir, LedgerOptions};
 
 struct Fixture {
     /// The whole data directory of the prepared ledger.
@@ -94,7 +98,7 @@ fn hostile_file(fixture: &Fixture, data: &[u8]) -> Option<(PathBuf, Vec<u8>)> {
         let bytes = original(&fixture.files, path);
         bytes[..keep.min(bytes.len())].to_vec()
     };
-    let (path, bytes) = match selector % 12 {
+    let (path, bytes) = match (selector & 0x7f) % 12 {
         // The active segment, raw.
         0 => (segment, payload.to_vec()),
         // A prefix of the genuine active segment, then raw bytes: torn and garbage tails.
@@ -200,29 +204,71 @@ fuzz_target!(|data: &[u8]| {
     let Ok(data_dir) = DataDir::open(&root) else {
         return;
     };
-    let Ok(ledger) = data_dir.open_ledger(LEDGER, log_signer(), options()) else {
+    // The top bit of the first byte opens in strict mode (verify everything first).
+    let strict = data.first().is_some_and(|b| b & 0x80 != 0);
+    let options = LedgerOptions {
+        strict,
+        ..options()
+    };
+    let Ok(ledger) = data_dir.open_ledger(LEDGER, log_signer(), options) else {
         return;
     };
-    // Opened: the ledger must be whole.
-    let report = ledger.verify(&mut |_| {});
+    // A normal open checks the derived files only where it needs them (the nodes of the
+    // right edge, the offsets it scans from), so damage in the middle of a derived file or a
+    // sealed segment may open and is found by `verify`; a strict open must refuse it.
+    let verified = ledger.verify(&mut |_| {});
     assert!(
-        report.is_ok(),
-        "opened a ledger that does not verify: {report:?}"
+        !strict || verified.is_ok(),
+        "a strict open accepted a ledger that does not verify: {verified:?}"
     );
+    // Every entry that reads at all reads as a valid envelope at its index.
     let size = ledger.size().get();
+    let alg = ledger.hash_alg();
+    let mut leaves = Vec::new();
     for i in 0..size {
-        let raw = ledger
-            .get_raw(EntryIndex(i))
-            .unwrap_or_else(|e| panic!("entry {i} of {size} does not read: {e}"));
-        let view = EntryView::parse(&raw).expect("a stored entry is a valid envelope");
-        assert_eq!(view.index(), EntryIndex(i));
+        match ledger.get_raw(EntryIndex(i)) {
+            Ok(raw) => {
+                let view = EntryView::parse(&raw).expect("a stored entry is a valid envelope");
+                assert_eq!(view.index(), EntryIndex(i));
+                leaves.push(alg.leaf_hash(&raw));
+            }
+            Err(e) => assert!(verified.is_err(), "entry {i} of a verified ledger: {e}"),
+        }
     }
-    if let Some(latest) = ledger.latest_checkpoint() {
-        let (checkpoint, _) =
-            open_checkpoint(&latest.note, trusted()).expect("the latest checkpoint opens");
-        assert_eq!(checkpoint, latest.checkpoint);
-        assert!(checkpoint.size.get() <= size, "a checkpoint beyond the log");
-        assert_eq!(ledger.root_at(checkpoint.size).ok(), Some(checkpoint.root));
+    let whole = leaves.len() as u64 == size;
+    let truth = MemoryTree::from_leaf_hashes(alg, leaves);
+    // Whatever the ledger holds, it never signs a root that its log does not give.
+    let check_checkpoint = |ledger: &vouch_storage::Ledger, truth: &MemoryTree| {
+        if let Some(latest) = ledger.latest_checkpoint() {
+            let (checkpoint, _) =
+                open_checkpoint(&latest.note, trusted()).expect("the latest checkpoint opens");
+            assert_eq!(checkpoint, latest.checkpoint);
+            assert!(
+                checkpoint.size.get() <= ledger.size().get(),
+                "a checkpoint beyond the log"
+            );
+            if whole && verified.is_ok() {
+                assert_eq!(truth.root_at(checkpoint.size).ok(), Some(checkpoint.root));
+            }
+        }
+    };
+    check_checkpoint(&ledger, &truth);
+    if verified.is_err() {
+        // Appending to a damaged ledger may fail; if it signs a checkpoint over the entries
+        // that read, its root must be theirs.
+        if ledger.append(draft(size + 100)).is_ok() && whole {
+            if let (Ok(cp), Ok(raw)) = (ledger.checkpoint_now(), ledger.get_raw(EntryIndex(size))) {
+                let mut truth = truth;
+                truth.push(alg.leaf_hash(&raw));
+                assert_eq!(
+                    truth.root_at(cp.size()).ok(),
+                    Some(cp.checkpoint.root),
+                    "signed a root the log does not give"
+                );
+            }
+        }
+        ledger.close();
+        return;
     }
     let receipt = ledger.append(draft(size + 100));
     assert!(receipt.is_ok(), "append after recovery failed: {receipt:?}");
@@ -231,5 +277,11 @@ fuzz_target!(|data: &[u8]| {
         report.is_ok(),
         "append after recovery broke the ledger: {report:?}"
     );
+    let cp = ledger
+        .checkpoint_now()
+        .expect("a checkpoint after the append");
+    let mut truth = truth;
+    truth.push(receipt.expect("appended").leaf_hash);
+    assert_eq!(truth.root_at(cp.size()).ok(), Some(cp.checkpoint.root));
     ledger.close();
 });
