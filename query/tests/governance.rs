@@ -990,6 +990,50 @@ fn simulation_reports_newly_blocked_and_unblocked() {
 }
 
 #[test]
+fn simulation_results_do_not_depend_on_the_cache() {
+    let f = fixture();
+    let p = pack(HRP);
+    f.gov.publish(&p.bundle, Format::Yaml, false).unwrap();
+    let b = BundleRef::Index(EntryIndex(0));
+    for name in [
+        "block-one-approval.json",
+        "allow-security-and-manager.json",
+        "allow-critical-risk.json",
+    ] {
+        decide(&f, &b, p.request(name));
+    }
+    let stricter = p.bundle.replace("        min: 2\n", "        min: 3\n");
+    let options = SimulationOptions {
+        scope: SimulationScope::Last(100),
+        threads: 2,
+        ..SimulationOptions::default()
+    };
+    let cold = f.gov.simulate(&stricter, Format::Yaml, &options).unwrap();
+    let warm = f.gov.simulate(&stricter, Format::Yaml, &options).unwrap();
+    let uncached = vouch_query::Governance::with_simulation_cache(f.ledger.clone(), 0)
+        .simulate(&stricter, Format::Yaml, &options)
+        .unwrap();
+    assert_eq!(cold, warm);
+    assert_eq!(cold, uncached);
+    assert_eq!(cold.evaluated, 3);
+    // Decisions recorded after the first simulation are found and evaluated too.
+    decide(&f, &b, p.request("allow-low-risk.json"));
+    let later = f.gov.simulate(&stricter, Format::Yaml, &options).unwrap();
+    assert_eq!(later.evaluated, 4);
+    assert_eq!(later.last_index, Some(EntryIndex(4)));
+    // A small cache keeps the newest decisions and still answers the same.
+    let small = vouch_query::Governance::with_simulation_cache(f.ledger.clone(), 2);
+    assert_eq!(
+        small.simulate(&stricter, Format::Yaml, &options).unwrap(),
+        later
+    );
+    assert_eq!(
+        small.simulate(&stricter, Format::Yaml, &options).unwrap(),
+        later
+    );
+}
+
+#[test]
 fn queries_filter_paginate_prove_and_answer_as_of() {
     let f = fixture();
     let p = pack(HRP);

@@ -39,8 +39,8 @@ pub use record::{
 pub use replay::{Difference, ReplayReport, replay_entries};
 pub use search::{DecisionPage, DecisionQuery, OverrideSummary, RecordedDecision};
 pub use simulation::{
-    MAX_SIMULATED_DECISIONS, OutcomeCounts, PolicyImpact, SimulatedChange, SimulationOptions,
-    SimulationReport, SimulationScope,
+    DEFAULT_CACHED_DECISIONS, MAX_SIMULATED_DECISIONS, OutcomeCounts, PolicyImpact,
+    SimulatedChange, SimulationCache, SimulationOptions, SimulationReport, SimulationScope,
 };
 pub use terms::GovernanceTerms;
 
@@ -194,6 +194,7 @@ pub struct Governance {
     ledger: Arc<Ledger>,
     bundles: Mutex<HashMap<u64, Arc<PublishedBundle>>>,
     names: Mutex<HashMap<String, NameCursor>>,
+    simulation: SimulationCache,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -219,10 +220,18 @@ impl Governance {
     /// The policy layer on `ledger`. The ledger should be opened with [`GovernanceTerms`] as
     /// its extractor; without it, nothing recorded can be found again.
     pub fn new(ledger: Arc<Ledger>) -> Governance {
+        Governance::with_simulation_cache(ledger, DEFAULT_CACHED_DECISIONS)
+    }
+
+    /// The policy layer on `ledger`, keeping at most `cached_decisions` parsed decisions for
+    /// simulations (see [`SimulationCache`]; about 2 KiB of memory each for typical
+    /// requests).
+    pub fn with_simulation_cache(ledger: Arc<Ledger>, cached_decisions: usize) -> Governance {
         Governance {
             ledger,
             bundles: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
+            simulation: SimulationCache::new(cached_decisions),
         }
     }
 
@@ -983,7 +992,7 @@ impl Governance {
     ) -> Result<SimulationReport, SimulateError> {
         let source = SourceBundle::parse(candidate_text, format)?;
         let candidate = compile(&source)?;
-        simulation::simulate(&self.ledger, &candidate, options)
+        simulation::simulate(&self.ledger, &candidate, options, &self.simulation)
     }
 
     /// Evaluates an already compiled candidate over recorded decisions.
@@ -996,7 +1005,7 @@ impl Governance {
         candidate: &CompiledBundle,
         options: &SimulationOptions,
     ) -> Result<SimulationReport, SimulateError> {
-        simulation::simulate(&self.ledger, candidate, options)
+        simulation::simulate(&self.ledger, candidate, options, &self.simulation)
     }
 
     /// Answers a decision query; see [`DecisionQuery`].

@@ -10,10 +10,16 @@
 //!
 //! The decisions are read sequentially from the segments (the index only says where they
 //! are), split into contiguous runs, one per thread. Only the members needed are read from
-//! each payload: the recorded outcome and reasons, and the request snapshot, which is
-//! validated as a request before it is evaluated.
+//! each payload: the recorded outcome, matched policies and reasons, and the request
+//! snapshot, which is validated as a request before it is evaluated.
+//!
+//! Recorded decisions never change, so what was read from them is kept in a
+//! [`SimulationCache`] (bounded; the oldest decisions leave first): the next simulation over
+//! the same decisions reads neither the index nor the segments for them again, and only
+//! evaluates. Parsing a request snapshot costs several times more than evaluating it.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use vouch_ledger_core::EntryIndex;
 use vouch_ledger_core::entry::{EntryKind, EntryView};
@@ -22,7 +28,7 @@ use vouch_storage::{Ledger, ReadError};
 use super::context::all_hits;
 use super::error::SimulateError;
 use super::search::{end_at, first_at_or_after};
-use super::summary::{self, BundleSummary, EvaluationSummary, SimulationView};
+use super::summary::{self, BundleSummary, SimulationView};
 use super::terms::{NS_BUNDLE_NAME, NS_KIND};
 use crate::compiler::CompiledBundle;
 use crate::evaluation::{Evaluation, Outcome, Reason, evaluate};
@@ -30,6 +36,123 @@ use crate::request::Request;
 
 /// The most decisions one simulation evaluates.
 pub const MAX_SIMULATED_DECISIONS: u64 = 1_000_000;
+
+/// The most parsed decisions a [`SimulationCache`] keeps by default.
+pub const DEFAULT_CACHED_DECISIONS: usize = 200_000;
+
+/// What simulation reads from a recorded decision.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    id: String,
+    bundle_index: u64,
+    request: Request,
+    outcome: Outcome,
+    /// Matched policy ids, as recorded.
+    matched: Vec<String>,
+    /// Policies with a reason, as recorded, sorted and without duplicates.
+    blocked: Vec<String>,
+}
+
+impl Parsed {
+    fn read(view: SimulationView<'_>) -> Option<Parsed> {
+        let request = Request::from_json(view.record.request.get().as_bytes()).ok()?;
+        let evaluation = view.record.evaluation;
+        let mut blocked: Vec<String> = evaluation
+            .reasons
+            .into_iter()
+            .filter_map(|r| r.policy)
+            .collect();
+        blocked.dedup();
+        Some(Parsed {
+            id: view.id,
+            bundle_index: view.bundle_index,
+            request,
+            outcome: evaluation.outcome,
+            matched: evaluation
+                .matched_policies
+                .into_iter()
+                .map(|m| m.policy)
+                .collect(),
+            blocked,
+        })
+    }
+}
+
+/// The decision entries found so far, in index order, and the last index term read.
+#[derive(Debug, Default)]
+struct KnownDecisions {
+    indexes: Vec<u64>,
+    last: Option<EntryIndex>,
+}
+
+/// What simulations keep between runs: the decision entries found through the index, and
+/// the parsed decisions (at most `capacity`; the lowest indexes are dropped first).
+#[derive(Debug)]
+pub struct SimulationCache {
+    capacity: usize,
+    known: Mutex<KnownDecisions>,
+    parsed: Mutex<BTreeMap<u64, Arc<Parsed>>>,
+}
+
+impl Default for SimulationCache {
+    fn default() -> Self {
+        SimulationCache::new(DEFAULT_CACHED_DECISIONS)
+    }
+}
+
+impl SimulationCache {
+    /// A cache keeping at most `capacity` parsed decisions (0 keeps none).
+    pub fn new(capacity: usize) -> SimulationCache {
+        SimulationCache {
+            capacity,
+            known: Mutex::new(KnownDecisions::default()),
+            parsed: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// How many parsed decisions it holds.
+    pub fn len(&self) -> usize {
+        lock(&self.parsed).len()
+    }
+
+    /// Whether it holds no parsed decision.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The decision entries of the ledger, reading only the index terms added since the
+    /// last call.
+    fn decision_indexes(&self, ledger: &Ledger) -> Result<Vec<u64>, ReadError> {
+        let mut known = lock(&self.known);
+        loop {
+            let hits = ledger.lookup_term(NS_KIND, b"decision", known.last, 4096)?;
+            let full = hits.len() == 4096;
+            for index in hits {
+                known.last = Some(index);
+                known.indexes.push(index.0);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(known.indexes.clone())
+    }
+
+    fn insert(&self, fresh: Vec<(u64, Arc<Parsed>)>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut parsed = lock(&self.parsed);
+        parsed.extend(fresh);
+        while parsed.len() > self.capacity {
+            parsed.pop_first();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Which recorded decisions a simulation evaluates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -213,15 +336,7 @@ impl Tally {
         }
     }
 
-    fn add(
-        &mut self,
-        index: EntryIndex,
-        view: &SimulationView<'_>,
-        request: &Request,
-        after: &Evaluation,
-        list_limit: usize,
-    ) {
-        let before = &view.record.evaluation;
+    fn add(&mut self, index: EntryIndex, before: &Parsed, after: &Evaluation, list_limit: usize) {
         let r = &mut self.report;
         r.evaluated += 1;
         if r.first_index.is_none() {
@@ -232,8 +347,8 @@ impl Tally {
         r.after.add(after.outcome);
         let change = || SimulatedChange {
             index,
-            decision: view.id.clone(),
-            subject: request.subject().to_owned(),
+            decision: before.id.clone(),
+            subject: before.request.subject().to_owned(),
             before: before.outcome,
             after: after.outcome,
             reasons: after.reasons.clone(),
@@ -260,13 +375,7 @@ impl Tally {
         self.policies(before, after);
     }
 
-    fn policies(&mut self, before: &EvaluationSummary, after: &Evaluation) {
-        let mut blocked_before: Vec<&str> = before
-            .reasons
-            .iter()
-            .filter_map(|r| r.policy.as_deref())
-            .collect();
-        blocked_before.dedup();
+    fn policies(&mut self, before: &Parsed, after: &Evaluation) {
         let mut blocked_after: Vec<&str> = after
             .reasons
             .iter()
@@ -274,23 +383,23 @@ impl Tally {
             .collect();
         blocked_after.dedup();
         let map = &mut self.policies;
-        for m in &before.matched_policies {
-            slot(map, &m.policy).matched_before += 1;
+        for m in &before.matched {
+            slot(map, m).matched_before += 1;
         }
         for m in &after.matched_policies {
             slot(map, &m.policy).matched_after += 1;
         }
-        for p in &blocked_before {
+        for p in &before.blocked {
             let s = slot(map, p);
             s.blocked_before += 1;
-            if !blocked_after.contains(p) {
+            if !blocked_after.contains(&p.as_str()) {
                 s.unblocked += 1;
             }
         }
         for p in &blocked_after {
             let s = slot(map, p);
             s.blocked_after += 1;
-            if !blocked_before.contains(p) {
+            if !before.blocked.iter().any(|b| b == p) {
                 s.newly_blocked += 1;
             }
         }
@@ -309,6 +418,7 @@ fn slot<'m>(map: &'m mut BTreeMap<String, PolicyImpact>, id: &str) -> &'m mut Po
 fn decision_indexes(
     ledger: &Ledger,
     scope: &SimulationScope,
+    cache: &SimulationCache,
 ) -> Result<Vec<EntryIndex>, SimulateError> {
     let (start, end, last) = match scope {
         SimulationScope::Last(0) => {
@@ -342,74 +452,78 @@ fn decision_indexes(
             (start, end, None)
         }
     };
-    let mut out = Vec::new();
-    let mut after = start.0.checked_sub(1).map(EntryIndex);
-    'pages: loop {
-        let hits = ledger.lookup_term(NS_KIND, b"decision", after, 4096)?;
-        let full = hits.len() == 4096;
-        for index in hits {
-            if index >= end {
-                break 'pages;
-            }
-            after = Some(index);
-            out.push(index);
-        }
-        if !full {
-            break;
-        }
-    }
+    let all = cache.decision_indexes(ledger)?;
+    let from = all.partition_point(|i| *i < start.0);
+    let to = all.partition_point(|i| *i < end.0);
+    let mut chosen = all.get(from..to.max(from)).unwrap_or_default();
     if let Some(n) = last {
         let n = usize::try_from(n).unwrap_or(usize::MAX);
-        if out.len() > n {
-            out.drain(..out.len() - n);
-        }
+        chosen = &chosen[chosen.len().saturating_sub(n)..];
     }
-    if out.len() as u64 > MAX_SIMULATED_DECISIONS {
+    if chosen.len() as u64 > MAX_SIMULATED_DECISIONS {
         return Err(SimulateError::TooManyDecisions {
-            found: out.len() as u64,
+            found: chosen.len() as u64,
             max: MAX_SIMULATED_DECISIONS,
         });
     }
-    Ok(out)
+    Ok(chosen.iter().copied().map(EntryIndex).collect())
 }
 
 /// Evaluates one run of decisions (contiguous in the index order) into a tally. With
-/// `bundles`, only decisions made with one of those bundle entries count.
+/// `bundles`, only decisions made with one of those bundle entries count. Decisions the
+/// cache holds are not read again; the others are read sequentially and then cached.
 fn run(
     ledger: &Ledger,
     candidate: &CompiledBundle,
     indexes: &[EntryIndex],
     bundles: Option<&HashSet<u64>>,
     list_limit: usize,
+    cache: &SimulationCache,
 ) -> Result<Tally, ReadError> {
     let mut tally = Tally::default();
-    let (Some(first), Some(last)) = (indexes.first(), indexes.last()) else {
-        return Ok(tally);
+    let mut decisions: Vec<Option<Arc<Parsed>>> = {
+        let parsed = lock(&cache.parsed);
+        indexes.iter().map(|i| parsed.get(&i.0).cloned()).collect()
     };
-    let mut wanted = indexes.iter().peekable();
-    ledger.scan(*first, EntryIndex(last.0 + 1), |index, raw| {
-        if wanted.next_if(|w| **w == index).is_none() {
-            return Ok(());
+    let missing: Vec<usize> = (0..indexes.len())
+        .filter(|&k| decisions[k].is_none())
+        .collect();
+    if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
+        let mut wanted = missing.iter().peekable();
+        let mut fresh = Vec::with_capacity(missing.len());
+        ledger.scan(
+            indexes[first],
+            EntryIndex(indexes[last].0 + 1),
+            |index, raw| {
+                let Some(&k) = wanted.next_if(|k| indexes[**k] == index) else {
+                    return Ok(());
+                };
+                let parsed = EntryView::parse(raw)
+                    .ok()
+                    .filter(|v| v.kind() == EntryKind::Decision)
+                    .and_then(|v| summary::read::<SimulationView<'_>>(v.payload()))
+                    .and_then(Parsed::read);
+                match parsed {
+                    Some(p) => {
+                        let p = Arc::new(p);
+                        fresh.push((index.0, p.clone()));
+                        decisions[k] = Some(p);
+                    }
+                    None => tally.report.unreadable += 1,
+                }
+                Ok(())
+            },
+        )?;
+        cache.insert(fresh);
+    }
+    for (index, decision) in indexes.iter().zip(&decisions) {
+        let Some(before) = decision else { continue };
+        if bundles.is_some_and(|b| !b.contains(&before.bundle_index)) {
+            continue;
         }
-        let Some(view) = EntryView::parse(raw)
-            .ok()
-            .filter(|v| v.kind() == EntryKind::Decision)
-            .and_then(|v| summary::read::<SimulationView<'_>>(v.payload()))
-        else {
-            tally.report.unreadable += 1;
-            return Ok(());
-        };
-        if bundles.is_some_and(|b| !b.contains(&view.bundle_index)) {
-            return Ok(());
-        }
-        let Ok(request) = Request::from_json(view.record.request.get().as_bytes()) else {
-            tally.report.unreadable += 1;
-            return Ok(());
-        };
-        let after = evaluate(candidate, &request);
-        tally.add(index, &view, &request, &after, list_limit);
-        Ok(())
-    })?;
+        let after = evaluate(candidate, &before.request);
+        tally.add(*index, before, &after, list_limit);
+    }
     Ok(tally)
 }
 
@@ -431,8 +545,9 @@ pub(crate) fn simulate(
     ledger: &Ledger,
     candidate: &CompiledBundle,
     options: &SimulationOptions,
+    cache: &SimulationCache,
 ) -> Result<SimulationReport, SimulateError> {
-    let indexes = decision_indexes(ledger, &options.scope)?;
+    let indexes = decision_indexes(ledger, &options.scope, cache)?;
     let bundles = options
         .bundle_name
         .as_deref()
@@ -449,12 +564,14 @@ pub(crate) fn simulate(
     let threads = threads.min(indexes.len().div_ceil(1024).max(1));
     let chunk = indexes.len().div_ceil(threads).max(1);
     let tallies: Vec<Result<Tally, ReadError>> = if threads == 1 {
-        vec![run(ledger, candidate, &indexes, bundles, list_limit)]
+        vec![run(ledger, candidate, &indexes, bundles, list_limit, cache)]
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = indexes
                 .chunks(chunk)
-                .map(|part| s.spawn(move || run(ledger, candidate, part, bundles, list_limit)))
+                .map(|part| {
+                    s.spawn(move || run(ledger, candidate, part, bundles, list_limit, cache))
+                })
                 .collect();
             handles
                 .into_iter()
