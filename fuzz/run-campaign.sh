@@ -71,7 +71,7 @@ if $smoke; then
       "${RUN_FLAGS[@]}" $(target_flags "$target") -max_total_time="$seconds" >"$log" 2>&1
     status=$?
     set -e
-    grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|stat::number_of_executed_units)' "$log" || true
+    grep -E '^(INFO: seed corpus|#[0-9]+[[:space:]]+DONE)' "$log" || true
     if [[ $status -ne 0 ]]; then
       tail -n 80 "$log" >&2
       echo "FAILED: fuzz target $target (exit $status); the input is in fuzz/artifacts/$target/" >&2
