@@ -10,6 +10,22 @@
 //! Groups: `evaluate` (the decision alone), `evaluate+canonical_json` (the decision and its
 //! recorded bytes), and `evaluate/no-cel` (the same bundle without CEL conditions).
 //!
+//! `policy-simulation/simulate/100k-decisions/…` evaluates a candidate (the same bundle with a
+//! stricter parameter default) over 100 000 decisions recorded in a real ledger: `cold` with
+//! a new `Governance` handle each time (the decisions are found through the index, read and
+//! parsed), `warm` with one that simulated before (the parsed decisions are cached), and
+//! `warm/1-thread` on one core. The ledger is
+//! built once per run in a temporary directory, with durability `none` while it is built
+//! (benchmarks only: nothing here survives a power failure, and nothing needs to); the
+//! decisions are the records `Governance::decide` writes, made from generated requests that
+//! vary environment, service, repository, risk and approvals, appended in batches.
+//!
+//! `policy-server/decide/…` decides and records requests through the real gRPC server
+//! (`vouch_server::server::start` on `127.0.0.1:0`, a temporary data directory), with the
+//! generated client: one client at a time (latency), and 64 concurrent calls (throughput,
+//! one group commit serving many decisions). Every request is new, so every call appends a
+//! decision. It runs with the default durability (`fsync`) and, labelled, with `none`.
+//!
 //! Run with `cargo bench -p vouch-benches --bench policy`; results are in
 //! `docs/benchmarks-policy.part.md`.
 
@@ -17,8 +33,18 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use vouch_query::{CompiledBundle, Format, Outcome, Request, SourceBundle, compile, evaluate};
+use vouch_ledger_core::HashAlg;
+use vouch_ledger_core::entry::{EntryDraft, EntryKind};
+use vouch_ledger_core::note::Signer;
+use vouch_query::governance::{DecisionEntry, record};
+use vouch_query::{
+    CompiledBundle, DecisionRecord, Format, Governance, GovernanceTerms, Outcome, Request,
+    SimulationOptions, SimulationScope, SourceBundle, compile, evaluate,
+};
+use vouch_storage::{CheckpointCadence, DataDir, Durability, LedgerConfig, LedgerOptions};
 
 /// Number of policies in the bundle.
 const POLICIES: usize = 50;
@@ -149,5 +175,283 @@ fn bench_policy(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_policy);
+/// Decisions recorded for the simulation benchmark.
+const RECORDED: usize = 100_000;
+
+/// A request varied by `i`: environment, service, repository, risk and approvals change, so
+/// that different policies match and the outcomes mix.
+fn varied_request(i: usize) -> String {
+    let environment = ["production", "staging", "dev"][i % 3];
+    let risk = ["low", "medium", "high", "critical"][(i / 3) % 4];
+    let approvals = match (i / 12) % 4 {
+        0 => "",
+        1 => {
+            r#"{"approver": "sam", "roles": ["Security"], "kind": "production", "at": "2025-06-03T08:00:00Z", "rationale": "ok"}"#
+        }
+        _ => {
+            r#"{"approver": "sam", "roles": ["Security"], "kind": "production", "at": "2025-06-03T08:00:00Z", "rationale": "ok"},
+               {"approver": "erin", "roles": ["EngineeringManager"], "kind": "production", "at": "2025-06-03T08:10:00Z", "rationale": "ok"},
+               {"approver": "rm", "roles": ["ReleaseManager"], "kind": "production", "at": "2025-06-03T08:20:00Z", "rationale": "go"}"#
+        }
+    };
+    format!(
+        r#"{{"subject": "CHG-{i}", "environment": "{environment}", "transition": "staging->production",
+  "repository": "acme/team-{}/api", "branch": "main", "service": "svc-{}", "risk": "{risk}",
+  "change_type": "code", "author": "alice", "requester": "rita", "releaser": "bot",
+  "approvals": [{approvals}],
+  "evidence": {{"ticket": "ABC-{i}", "rollback_plan": "revert", "test_evidence": "https://ci/{i}", "critical_findings": 0}},
+  "checks": {{"lint": {{"status": "passed"}}, "unit-test": {{"status": "passed"}}, "dast": {{"status": "na", "rationale": "internal"}}}},
+  "artifact": {{"version": "1.{}.0", "commit": "abc", "digest": "sha256:01"}},
+  "now": "2025-06-03T10:00:00Z"}}"#,
+        i % 10,
+        i % 25,
+        i % 50
+    )
+}
+
+/// A ledger holding the bench bundle and [`RECORDED`] decisions made with it.
+fn recorded_ledger(dir: &std::path::Path) -> (Governance, CompiledBundle) {
+    let signer = Signer::from_seed("bench.example/policy", &[3u8; 32]).expect("a valid signer");
+    let data = DataDir::open(dir).expect("data dir");
+    let config = LedgerConfig {
+        hash: HashAlg::Blake3,
+        origin: "bench.example/policy".into(),
+        leaf_hash_index: true,
+    };
+    data.create_ledger("sim", &config, &signer.verifier(), 0)
+        .expect("create ledger");
+    let options = LedgerOptions {
+        // Benchmarks only: the ledger is built without fsync.
+        durability: Durability::NoneUnsafe,
+        checkpoints: CheckpointCadence {
+            every_entries: None,
+            every: None,
+        },
+        extractor: Arc::new(GovernanceTerms),
+        ..LedgerOptions::default()
+    };
+    let ledger = Arc::new(
+        data.open_ledger("sim", signer, options)
+            .expect("open ledger"),
+    );
+    let gov = Governance::new(ledger.clone());
+    let published = gov
+        .publish(&bundle_yaml(true), Format::Yaml, false)
+        .expect("publish");
+    let bundle = &published.bundle;
+    let mut outcomes = [0usize; 3];
+    for chunk in (0..RECORDED).collect::<Vec<_>>().chunks(5000) {
+        let drafts: Vec<EntryDraft> = chunk
+            .iter()
+            .map(|&i| {
+                let request =
+                    Request::from_json(varied_request(i).as_bytes()).expect("request parses");
+                let decision = DecisionRecord::decide(&bundle.compiled, request);
+                outcomes[decision.evaluation.outcome as usize] += 1;
+                let entry = DecisionEntry::new(decision, bundle.index);
+                EntryDraft::new(
+                    EntryKind::Decision,
+                    Some(DecisionEntry::idempotency_key(&entry.id)),
+                    record::DECISION_CONTENT_TYPE.to_owned(),
+                    entry.to_json(),
+                )
+                .expect("draft")
+            })
+            .collect();
+        ledger
+            .submit(drafts, false)
+            .expect("submit")
+            .wait()
+            .expect("append");
+    }
+    eprintln!(
+        "recorded {RECORDED} decisions ({} ALLOW, {} BLOCK, {} SKIPPED), {} entries",
+        outcomes[0],
+        outcomes[1],
+        outcomes[2],
+        ledger.size()
+    );
+    let candidate = SourceBundle::parse(
+        &bundle_yaml(true).replace(
+            "min_approvals: {type: integer, default: 2,",
+            "min_approvals: {type: integer, default: 4,",
+        ),
+        Format::Yaml,
+    )
+    .expect("candidate parses");
+    (gov, compile(&candidate).expect("candidate compiles"))
+}
+
+/// The resident set size of this process, in bytes (Linux), for the cache's footprint.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn bench_simulation(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (gov, candidate) = recorded_ledger(dir.path());
+    let options = SimulationOptions {
+        scope: SimulationScope::Last(RECORDED as u64),
+        ..SimulationOptions::default()
+    };
+    let before = resident_bytes();
+    let started = std::time::Instant::now();
+    let report = gov
+        .simulate_compiled(&candidate, &options)
+        .expect("simulation");
+    eprintln!(
+        "first (cold) simulation: {:?}; {} evaluated, {} would newly block, {} would unblock, delta {}; the cache added {} MiB of resident memory",
+        started.elapsed(),
+        report.evaluated,
+        report.would_newly_block,
+        report.would_unblock,
+        report.delta,
+        resident_bytes().saturating_sub(before) >> 20
+    );
+    assert_eq!(report.evaluated, RECORDED as u64);
+    assert!(
+        report.would_newly_block > 0,
+        "the candidate changes nothing"
+    );
+    let mut group = c.benchmark_group("policy-simulation");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    // Warm: the decisions were read and parsed by an earlier simulation (the cache).
+    group.bench_function("simulate/100k-decisions/warm", |b| {
+        b.iter(|| gov.simulate_compiled(black_box(&candidate), &options));
+    });
+    let single = SimulationOptions {
+        threads: 1,
+        ..options.clone()
+    };
+    group.bench_function("simulate/100k-decisions/warm/1-thread", |b| {
+        b.iter(|| gov.simulate_compiled(black_box(&candidate), &single));
+    });
+    // Cold: a new handle on the same ledger, so every decision is found through the index,
+    // read from the segments and parsed.
+    group.bench_function("simulate/100k-decisions/cold", |b| {
+        b.iter_batched(
+            || Governance::new(gov.ledger().clone()),
+            |fresh| fresh.simulate_compiled(black_box(&candidate), &options),
+            criterion::BatchSize::PerIteration,
+        );
+    });
+    group.finish();
+}
+
+/// Concurrent calls per iteration of the throughput benchmark.
+const CONCURRENT: usize = 64;
+
+/// A running server with the bench bundle published, and a policy client.
+struct DecideServer {
+    server: vouch_server::server::RunningServer,
+    client: vouch_server::client::PolicyClient,
+    _dir: tempfile::TempDir,
+}
+
+async fn decide_server(durability: vouch_server::config::DurabilityMode) -> DecideServer {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = vouch_server::config::Config::embedded_default();
+    config.data_dir = dir.path().join("data");
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.metrics.enabled = false;
+    config.storage.durability = durability;
+    let server = vouch_server::server::start(config)
+        .await
+        .expect("the server starts");
+    let mut client = vouch_server::client::connect_policy(&server.grpc_url(), None, None)
+        .await
+        .expect("connect");
+    client
+        .publish_bundle(vouch_server::proto::v1::PublishBundleRequest {
+            source: bundle_yaml(true),
+            ..Default::default()
+        })
+        .await
+        .expect("publish");
+    DecideServer {
+        server,
+        client,
+        _dir: dir,
+    }
+}
+
+async fn decide_once(client: &mut vouch_server::client::PolicyClient, i: usize) {
+    use vouch_server::proto::v1 as pb;
+    let response = client
+        .decide(pb::DecideRequest {
+            bundle: Some(pb::BundleRef {
+                r#ref: Some(pb::bundle_ref::Ref::Name("bench-50".into())),
+            }),
+            request_json: varied_request(i),
+            ..Default::default()
+        })
+        .await
+        .expect("decide")
+        .into_inner();
+    assert!(!response.duplicate, "every request is new");
+}
+
+fn bench_decide_server(c: &mut Criterion) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use vouch_server::config::DurabilityMode;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut group = c.benchmark_group("policy-server");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
+    for (label, durability) in [
+        ("fsync", DurabilityMode::Fsync),
+        ("none", DurabilityMode::None),
+    ] {
+        let mut s = runtime.block_on(decide_server(durability));
+        group.throughput(criterion::Throughput::Elements(1));
+        group.bench_function(format!("decide/{label}/1-client"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let started = std::time::Instant::now();
+                    for _ in 0..iters {
+                        decide_once(&mut s.client, next.fetch_add(1, Ordering::Relaxed)).await;
+                    }
+                    started.elapsed()
+                })
+            });
+        });
+        group.throughput(criterion::Throughput::Elements(CONCURRENT as u64));
+        group.bench_function(format!("decide/{label}/{CONCURRENT}-concurrent"), |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let started = std::time::Instant::now();
+                    for _ in 0..iters {
+                        let calls: Vec<_> = (0..CONCURRENT)
+                            .map(|_| {
+                                let mut client = s.client.clone();
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                tokio::spawn(async move { decide_once(&mut client, i).await })
+                            })
+                            .collect();
+                        for call in calls {
+                            call.await.expect("call task");
+                        }
+                    }
+                    started.elapsed()
+                })
+            });
+        });
+        runtime
+            .block_on(s.server.shutdown())
+            .expect("clean shutdown");
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_policy, bench_simulation, bench_decide_server);
 criterion_main!(benches);

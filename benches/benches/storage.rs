@@ -119,9 +119,9 @@ fn bench_raw(
 fn append_fsync(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_fsync");
     group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     bench_raw(&mut group, "raw_write_fsync", &BATCHES, true);
     bench_engine(&mut group, "vouch_leaf_index", true, Durability::Fsync);
     bench_engine(&mut group, "vouch_no_leaf_index", false, Durability::Fsync);
@@ -132,8 +132,8 @@ fn append_fsync_concurrent(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_fsync_concurrent");
     group
         .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     bench_raw(&mut group, "raw_write_fsync", &THREADS, true);
     for leaf_hash_index in [true, false] {
         let (_dir, ledger) = fresh(leaf_hash_index, workload::options(Durability::Fsync));
@@ -174,9 +174,9 @@ fn report_groups(label: &str, before: &StatsSnapshot, after: &StatsSnapshot) {
 fn append_interval(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_interval_10ms");
     group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     let interval = Durability::Interval(Duration::from_millis(10));
     bench_engine(&mut group, "vouch_leaf_index", true, interval);
     bench_engine(&mut group, "vouch_no_leaf_index", false, interval);
@@ -186,9 +186,9 @@ fn append_interval(c: &mut Criterion) {
 fn append_none(c: &mut Criterion) {
     let mut group = c.benchmark_group("append_none_unsafe");
     group
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     bench_raw(&mut group, "raw_write_nosync", &BATCHES, false);
     bench_engine(&mut group, "vouch_leaf_index", true, Durability::NoneUnsafe);
     bench_engine(
@@ -224,8 +224,8 @@ fn proofs_and_verify(c: &mut Criterion) {
         let (_dir, dd) = proof_ledger(hash);
         let mut group = c.benchmark_group(format!("proof_1m/{}", hash.name()));
         group
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(3))
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
             .throughput(Throughput::Elements(1));
         let indexes = workload::targets(PROOF_LEDGER, TARGETS, 1);
         let olds = workload::targets(PROOF_LEDGER - 1, TARGETS, 2);
@@ -275,8 +275,8 @@ fn proofs_and_verify(c: &mut Criterion) {
         group
             .sample_size(10)
             .sampling_mode(SamplingMode::Flat)
-            .warm_up_time(Duration::from_secs(1))
-            .measurement_time(Duration::from_secs(10))
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(5))
             .throughput(Throughput::Elements(PROOF_LEDGER));
         group.bench_function("ledger_verify", |b| {
             b.iter(|| ledger.verify(&mut |_| {}).expect("verify"));

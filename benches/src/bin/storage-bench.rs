@@ -103,7 +103,10 @@ struct Args {
     /// Phases to run after the build, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Phase::all())]
     phases: Vec<Phase>,
-    /// Internal: append to the ledger in this data directory until killed.
+    /// The ledger the crash phase kills an appender of and reopens.
+    #[arg(long, value_enum, default_value_t = CrashLedger::Main)]
+    crash_ledger: CrashLedger,
+    /// Internal: append to the `--crash-ledger` ledger in this data directory until killed.
     #[arg(long, hide = true)]
     crash_child: Option<PathBuf>,
 }
@@ -114,6 +117,23 @@ enum BuildDurability {
     None,
     /// `Durability::Interval` of 100 ms.
     Interval,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CrashLedger {
+    /// The ledger without the leaf-hash index.
+    Main,
+    /// The ledger with the leaf-hash index.
+    Indexed,
+}
+
+impl CrashLedger {
+    fn name(self) -> &'static str {
+        match self {
+            CrashLedger::Main => MAIN,
+            CrashLedger::Indexed => INDEXED,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,7 +191,7 @@ impl BuildDurability {
 fn main() {
     let args = Args::parse();
     if let Some(dir) = &args.crash_child {
-        crash_child(dir);
+        crash_child(dir, args.crash_ledger.name());
         return;
     }
     if let Some(root) = &args.reuse {
@@ -779,12 +799,13 @@ fn head_covered(dir: &Path) -> Option<u64> {
 }
 
 fn reopen_after_kill(dd: &DataDir, root: &Path, args: &Args) -> Value {
+    let name = args.crash_ledger.name();
     let mut cycles = Vec::new();
     let exe = std::env::current_exe().expect("the benchmark's own path");
     for cycle in 0..args.crashes {
         let before = {
             let l = dd
-                .open_ledger(MAIN, workload::signer(), fsync_options(true))
+                .open_ledger(name, workload::signer(), fsync_options(true))
                 .expect("reopen");
             l.size().0
         };
@@ -799,6 +820,8 @@ fn reopen_after_kill(dd: &DataDir, root: &Path, args: &Args) -> Value {
         let mut child = Command::new(&exe)
             .arg("--crash-child")
             .arg(root)
+            .arg("--crash-ledger")
+            .arg(format!("{:?}", args.crash_ledger).to_lowercase())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -822,11 +845,11 @@ fn reopen_after_kill(dd: &DataDir, root: &Path, args: &Args) -> Value {
         let _ = child.wait();
         let _ = reader.join();
         let acked = rx.try_iter().last().unwrap_or(first);
-        let dir = root.join("ledgers").join(MAIN);
+        let dir = root.join("ledgers").join(name);
         let covered = head_covered(&dir).unwrap_or(0);
         let t = Instant::now();
         let ledger = dd
-            .open_ledger(MAIN, workload::signer(), fsync_options(true))
+            .open_ledger(name, workload::signer(), fsync_options(true))
             .expect("reopen after the kill");
         let open = t.elapsed();
         let size = ledger.size().0;
@@ -856,6 +879,7 @@ fn reopen_after_kill(dd: &DataDir, root: &Path, args: &Args) -> Value {
         .filter_map(|c| c["open_ms"].as_f64())
         .collect();
     json!({
+        "ledger": name,
         "cycles": cycles,
         "open_ms_median": median(&opens),
     })
@@ -863,10 +887,10 @@ fn reopen_after_kill(dd: &DataDir, root: &Path, args: &Args) -> Value {
 
 /// The child of a crash cycle: appends batches of 1000 with fsync durability and reports each
 /// acknowledged size on stdout until it is killed.
-fn crash_child(root: &Path) {
+fn crash_child(root: &Path, name: &str) {
     let dd = DataDir::open(root).expect("open the data directory");
     let ledger: Ledger = dd
-        .open_ledger(MAIN, workload::signer(), fsync_options(true))
+        .open_ledger(name, workload::signer(), fsync_options(true))
         .expect("open the ledger");
     let mut out = std::io::stdout().lock();
     let mut next = ledger.size().0;
@@ -973,7 +997,8 @@ fn print_reopen(r: &Value) {
     let rk = &r["reopen_after_kill"];
     if !rk.is_null() {
         println!(
-            "reopen of {MAIN:?} after SIGKILL of an appending child: median {:.1} ms",
+            "reopen of {} after SIGKILL of an appending child: median {:.1} ms",
+            rk["ledger"],
             f(&rk["open_ms_median"])
         );
         for c in rk["cycles"].as_array().into_iter().flatten() {
