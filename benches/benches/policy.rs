@@ -27,7 +27,7 @@
 //! decision. It runs with the default durability (`fsync`) and, labelled, with `none`.
 //!
 //! Run with `cargo bench -p vouch-benches --bench policy`; results are in
-//! `docs/benchmarks-policy.part.md`.
+//! `docs/benchmarks.md` (Policy evaluation).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
