@@ -9,6 +9,7 @@
 //! | 4 | verification failed: a proof, checkpoint, signature, proof file or ledger file did not verify |
 //! | 5 | the server refused the request (not found, invalid argument, permission denied, …) |
 //! | 6 | the decision is BLOCK (`decide`, `policy evaluate`): the command itself succeeded |
+//! | 7 | the log is inconsistent (`monitor`): a rollback or fork, validly signed checkpoints that no proof joins, or entries that do not rebuild a signed root |
 
 use std::fmt;
 
@@ -26,6 +27,9 @@ pub const VERIFICATION: u8 = 4;
 pub const SERVER: u8 = 5;
 /// A policy decision is BLOCK.
 pub const BLOCKED: u8 = 6;
+/// The log contradicts what was verified before: a rollback, a fork, or entries that do not
+/// rebuild a signed root (`vouch monitor`).
+pub const INCONSISTENT: u8 = 7;
 
 /// The name of an exit code, as `--json` error output shows it.
 pub const fn kind_name(code: u8) -> &'static str {
@@ -36,6 +40,7 @@ pub const fn kind_name(code: u8) -> &'static str {
         VERIFICATION => "verification",
         SERVER => "server",
         BLOCKED => "blocked",
+        INCONSISTENT => "inconsistent",
         _ => "error",
     }
 }
