@@ -160,6 +160,15 @@ impl IntoStatus for AppendError {
             AppendError::Closed => {
                 Status::unavailable("the ledger is closed: the server is shutting down")
             }
+            AppendError::NoCheckpoint(ref e) => {
+                let code = e.clone().into_status().code();
+                Status::new(
+                    code,
+                    format!(
+                        "{self}; append the same entries again with their idempotency keys to get them with a checkpoint"
+                    ),
+                )
+            }
             other => {
                 tracing::error!(error = %other, "append failed");
                 Status::internal(other.to_string())
@@ -451,6 +460,11 @@ mod tests {
                 Code::FailedPrecondition,
             ),
             (AppendError::Closed.into_status(), Code::Unavailable),
+            (
+                AppendError::NoCheckpoint(CheckpointError::Poisoned("fsync failed".into()))
+                    .into_status(),
+                Code::FailedPrecondition,
+            ),
             (
                 AppendError::IdempotencyConflict {
                     key: "k".into(),

@@ -75,6 +75,15 @@ struct LogState {
     latest: Option<Arc<StoredCheckpoint>>,
 }
 
+/// Why [`CheckpointLog::append`] failed.
+#[derive(Debug)]
+pub(crate) enum CheckpointWriteError {
+    /// The write failed and the file is as it was before.
+    RolledBack(IoFailure),
+    /// The file may hold a partial frame, or its synced state is unknown.
+    Fatal(IoFailure),
+}
+
 /// The checkpoint file of one ledger.
 #[derive(Debug)]
 pub(crate) struct CheckpointLog {
@@ -322,22 +331,28 @@ impl CheckpointLog {
     }
 
     /// Appends a checkpoint frame and syncs the file. Only the writer calls this.
+    ///
+    /// A failed write (a full disk) is rolled back, and the file takes the next checkpoint as
+    /// if it had not happened; a failed sync, or a write that cannot be rolled back, is fatal.
     pub(crate) fn append(
         &self,
         checkpoint: Checkpoint,
         note: Vec<u8>,
-    ) -> Result<Arc<StoredCheckpoint>, IoFailure> {
+    ) -> Result<Arc<StoredCheckpoint>, CheckpointWriteError> {
         let mut frame = Vec::with_capacity(note.len() + 8);
         encode_frame(&note, &mut frame);
         let end = self.state().end;
         if let Err(e) = self.file.write_all_at(&frame, end) {
-            // Leave no partial frame behind; if even that fails, recovery will truncate it.
-            let _ = self.file.set_len(end);
-            return Err(IoFailure::new(&self.display, "write", e));
+            // Leave no partial frame behind, so the file can take the next checkpoint.
+            let failure = IoFailure::new(&self.display, "write", e);
+            return Err(match self.file.set_len(end) {
+                Ok(()) => CheckpointWriteError::RolledBack(failure),
+                Err(_) => CheckpointWriteError::Fatal(failure),
+            });
         }
         self.file
             .sync_data()
-            .map_err(|e| IoFailure::new(&self.display, "fsync", e))?;
+            .map_err(|e| CheckpointWriteError::Fatal(IoFailure::new(&self.display, "fsync", e)))?;
         let stored = Arc::new(StoredCheckpoint {
             checkpoint,
             note: note.into(),

@@ -191,6 +191,11 @@ pub enum AppendError {
     /// The write failed and was rolled back; the ledger keeps working.
     #[error("append failed and was rolled back: {0}")]
     Io(IoFailure),
+    /// The entries were appended and acknowledged as durable, but the checkpoint the caller
+    /// waited for could not be made. Appending them again with their idempotency keys
+    /// returns them once a checkpoint can be made.
+    #[error("the entries were appended, but no checkpoint could be made to cover them: {0}")]
+    NoCheckpoint(CheckpointError),
     /// The ledger is closed.
     #[error("the ledger is closed")]
     Closed,

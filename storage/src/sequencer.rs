@@ -20,7 +20,7 @@ use vouch_ledger_core::note::Signer;
 use vouch_ledger_core::proof::{prove_consistency, verify_consistency};
 use vouch_ledger_core::{EntryIndex, Hash, NodeId, TreeSize};
 
-use crate::checkpoints::StoredCheckpoint;
+use crate::checkpoints::{CheckpointWriteError, StoredCheckpoint};
 use crate::error::{AppendError, CheckpointError, Corruption, IoFailure};
 use crate::frame::encode_frame;
 use crate::ledger::{AppendOutcome, Durability, Receipt, Shared};
@@ -327,6 +327,12 @@ impl Writer {
 
         // 4. Write the frames with one write; roll back on failure.
         let commit_started = Instant::now();
+        if let Err(cause) = self.check_active_segment(self.active_len) {
+            self.poison(cause);
+            let cause = self.poisoned().unwrap_or_default();
+            self.fail_jobs(accepted, &AppendError::Poisoned(cause));
+            return;
+        }
         if let Err(e) = self.active.file.write_all_at(&buf, self.active_len) {
             let failure = IoFailure::new(&self.active.display, "write", e);
             match self.active.file.set_len(self.active_len) {
@@ -362,6 +368,14 @@ impl Writer {
             self.unsynced_since = Some(Instant::now());
         }
         self.active_len += buf.len() as u64;
+        // A segment removed or cut short behind the ledger's back would lose these entries
+        // once the file is closed: refuse to acknowledge them.
+        if let Err(cause) = self.check_active_segment(self.active_len) {
+            self.poison(cause);
+            let cause = self.poisoned().unwrap_or_default();
+            self.fail_jobs(accepted, &AppendError::Poisoned(cause));
+            return;
+        }
 
         // 6. Derived files: offsets and Merkle nodes.
         let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(leaves.len() * 2);
@@ -418,6 +432,26 @@ impl Writer {
         stats.group_commits.fetch_add(1, Ordering::Relaxed);
         stats.group_commit.observe(commit_started.elapsed());
         self.reply(accepted, &receipts);
+    }
+
+    /// Checks that the active segment is still linked in its directory and `expected` bytes
+    /// long: nothing but the sequencer may change it (see "Assumptions about the disk" in
+    /// `docs/format.md`), but an operator's `rm` or `truncate` is better caught here than at
+    /// the next open. One `fstat`.
+    fn check_active_segment(&self, expected: u64) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let display = self.active.display.display();
+        match self.active.file.std_file().metadata() {
+            Ok(m) if m.nlink() == 0 => Err(format!(
+                "{display} was removed while the ledger was open; entries written since are not acknowledged"
+            )),
+            Ok(m) if m.len() != expected => Err(format!(
+                "{display} is {} bytes long but the ledger wrote {expected}: it was changed (truncated or written) while the ledger was open",
+                m.len()
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(IoFailure::new(&self.active.display, "stat", e).to_string()),
+        }
     }
 
     fn fail_jobs(&self, accepted: Vec<(AppendJob, Vec<Slot>)>, err: &AppendError) {
@@ -482,9 +516,7 @@ impl Writer {
                     receipts,
                     checkpoint: Some(cp.clone()),
                 }),
-                Err(e) => Err(AppendError::Poisoned(format!(
-                    "the entries were appended, but no checkpoint could be made: {e}"
-                ))),
+                Err(e) => Err(AppendError::NoCheckpoint(e.clone())),
             });
         }
     }
@@ -571,7 +603,14 @@ impl Writer {
                 self.shared.checkpoint_tx.send_replace(Some(stored.clone()));
                 Ok(stored)
             }
-            Err(e) => {
+            Err(CheckpointWriteError::RolledBack(e)) => {
+                // Typically a full disk: nothing was written, and the cadence tries again
+                // after its interval.
+                tracing::warn!(ledger = %self.shared.name, error = %e, "checkpoint write failed and was rolled back");
+                self.last_checkpoint_at = Instant::now();
+                Err(CheckpointError::Io(e))
+            }
+            Err(CheckpointWriteError::Fatal(e)) => {
                 self.poison(e.to_string());
                 Err(CheckpointError::Io(e))
             }
@@ -579,33 +618,68 @@ impl Writer {
     }
 
     /// Syncs the segment and the derived files, then replaces the index head.
-    fn write_head(&mut self) -> Result<(), IoFailure> {
+    ///
+    /// A failed sync is [`StepError::Fatal`]. A head that cannot be replaced (a full disk) is
+    /// [`StepError::Retry`]: the old head stays valid, since it covers less than what was just
+    /// synced, and a stray temporary head is removed by the next attempt.
+    fn write_head(&mut self) -> Result<(), StepError> {
         let size = self.frontier.size().0;
-        self.sync_segment()?;
-        self.shared.offsets.sync()?;
-        self.shared.nodes.sync()?;
-        crate::head::write(&*self.shared.vfs, &self.shared.dir, self.shared.hash, size)?;
+        self.sync_segment().map_err(StepError::Fatal)?;
+        self.shared.offsets.sync().map_err(StepError::Fatal)?;
+        self.shared.nodes.sync().map_err(StepError::Fatal)?;
+        if let Err(e) =
+            crate::head::write(&*self.shared.vfs, &self.shared.dir, self.shared.hash, size)
+        {
+            self.last_head_at = Instant::now();
+            return Err(StepError::Retry(e));
+        }
         self.last_head_size = size;
         self.last_head_at = Instant::now();
         Ok(())
     }
 
-    fn roll_over(&mut self) -> Result<(), IoFailure> {
-        self.sync_segment()?;
+    /// Starts the next segment.
+    ///
+    /// A failed sync is [`StepError::Fatal`]. A new segment that cannot be made (a full disk)
+    /// is removed again and is [`StepError::Retry`]: the active segment takes the next entries
+    /// beyond its target size, and the roll-over is tried again after the next commit.
+    fn roll_over(&mut self) -> Result<(), StepError> {
+        self.sync_segment().map_err(StepError::Fatal)?;
         let first = self.frontier.size().0;
         let dir = self.shared.dir.join("segments");
         let display_dir = self.shared.display_dir.join("segments");
-        let seg = Segment::create(
+        let seg = match Segment::create(
             &*self.shared.vfs,
             &dir,
             &display_dir,
             first,
             self.shared.hash,
-        )?;
+        ) {
+            Ok(seg) => seg,
+            Err(e) => {
+                // The removal is made durable before more entries go to the active segment,
+                // so that no crash can leave a new segment starting inside its entries.
+                let path = dir.join(crate::segment::file_name(first));
+                if self.shared.vfs.exists(&path) {
+                    self.shared
+                        .vfs
+                        .remove_file(&path)
+                        .and_then(|()| self.shared.vfs.sync_dir(&dir))
+                        .map_err(|r| {
+                            StepError::Fatal(IoFailure::new(
+                                &e.path,
+                                "remove after a failed creation",
+                                r,
+                            ))
+                        })?;
+                }
+                return Err(StepError::Retry(e));
+            }
+        };
         self.shared
             .vfs
             .sync_dir(&dir)
-            .map_err(|e| IoFailure::new(&display_dir, "fsync", e))?;
+            .map_err(|e| StepError::Fatal(IoFailure::new(&display_dir, "fsync", e)))?;
         let seg = Arc::new(seg);
         self.shared
             .segments
@@ -642,17 +716,28 @@ impl Writer {
             tracing::error!(ledger = %self.shared.name, error = %e, "checkpoint failed");
             return;
         }
-        if self.active_len >= self.shared.options.segment_target_size
-            && let Err(e) = self.roll_over()
-        {
-            self.poison(e.to_string());
-            return;
+        if self.active_len >= self.shared.options.segment_target_size {
+            match self.roll_over() {
+                Ok(()) => {}
+                Err(StepError::Retry(e)) => {
+                    tracing::warn!(ledger = %self.shared.name, error = %e, "starting a new segment failed; the active one grows until it can");
+                }
+                Err(StepError::Fatal(e)) => {
+                    self.poison(e.to_string());
+                    return;
+                }
+            }
         }
         if size > self.last_head_size
             && self.last_head_at.elapsed() >= self.shared.options.head_interval
-            && let Err(e) = self.write_head()
         {
-            self.poison(e.to_string());
+            match self.write_head() {
+                Ok(()) => {}
+                Err(StepError::Retry(e)) => {
+                    tracing::warn!(ledger = %self.shared.name, error = %e, "replacing the index head failed; the previous one stays");
+                }
+                Err(StepError::Fatal(e)) => self.poison(e.to_string()),
+            }
         }
     }
 
@@ -691,13 +776,21 @@ impl Writer {
         {
             tracing::error!(ledger = %self.shared.name, error = %e, "final checkpoint failed");
         }
-        if let Err(e) = self.write_head() {
+        if let Err(StepError::Retry(e) | StepError::Fatal(e)) = self.write_head() {
             tracing::error!(ledger = %self.shared.name, error = %e, "writing the index head failed");
         }
         if let Err(e) = self.shared.terms.flush() {
             tracing::warn!(ledger = %self.shared.name, error = %e, "flushing the secondary index failed; it will be caught up on open");
         }
     }
+}
+
+/// How a step after the commit (index head, roll-over) failed.
+enum StepError {
+    /// Nothing the ledger relies on changed; the step is tried again later.
+    Retry(IoFailure),
+    /// A sync failed, or a half-done step could not be undone: the ledger is poisoned.
+    Fatal(IoFailure),
 }
 
 fn command_entries(cmd: &Command) -> usize {

@@ -650,34 +650,111 @@ fn a_failed_fsync_or_derived_write_poisons_the_ledger_until_reopened() {
 }
 
 #[test]
-fn a_failed_checkpoint_write_poisons_the_ledger_until_reopened() {
+fn a_failed_checkpoint_write_is_rolled_back_and_the_ledger_keeps_working() {
+    let dir = support::scratch_dir();
+    let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 4);
+    vfs.fail_next(OpKind::Write, "checkpoints.dat", Fault::ShortWrite);
+    let err = ledger.checkpoint_now().unwrap_err();
+    assert!(!vfs.fault_pending());
+    assert!(
+        matches!(&err, CheckpointError::Io(io) if io.is_disk_full()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("checkpoints.dat"), "{err}");
+    assert_eq!(ledger.poisoned(), None);
+    // The half-written frame is gone: the next checkpoint takes its place.
+    let cp = ledger.checkpoint_now().unwrap();
+    assert_eq!(cp.size(), TreeSize(4));
+    assert_eq!(ledger.append(draft(4, None)).unwrap().index, EntryIndex(4));
+    assert_eq!(ledger.verify(&mut |_| {}).unwrap().entries, 5);
+    drop(ledger);
+    let ledger = reopen_and_check(dir.path(), 5);
+    assert_eq!(ledger.latest_checkpoint().unwrap().size(), TreeSize(5));
+}
+
+#[test]
+fn a_failed_checkpoint_sync_poisons_the_ledger_until_reopened() {
+    let dir = support::scratch_dir();
+    let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 4);
+    vfs.fail_next(OpKind::Sync, "checkpoints.dat", Fault::Eio);
+    let err = ledger.checkpoint_now().unwrap_err();
+    assert!(!vfs.fault_pending());
+    assert!(matches!(err, CheckpointError::Io(_)), "{err}");
+    assert!(err.to_string().contains("checkpoints.dat"), "{err}");
+    check_poisoned(&ledger, 4, "checkpoints.dat");
+    drop(ledger);
+    let ledger = reopen_and_check(dir.path(), 4);
+    // A checkpoint whose sync failed was never published; one can be made now.
+    let cp = ledger.checkpoint_now().unwrap();
+    assert_eq!(cp.size(), ledger.size());
+}
+
+/// A new segment that cannot be made (a full disk) is removed again; the active segment takes
+/// the next entries and the roll-over succeeds once it can.
+#[test]
+fn a_failed_roll_over_is_undone_and_tried_again() {
+    // Where the first roll-over happens: the second segment's file name.
+    let second = {
+        let dir = support::scratch_dir();
+        let (_vfs, _dd, ledger) = faulty_ledger(dir.path(), 0);
+        let segments = dir.path().join("ledgers").join(LEDGER).join("segments");
+        let mut n = 0;
+        while std::fs::read_dir(&segments).unwrap().count() < 2 {
+            assert!(n < 100, "the ledger never rolled over");
+            ledger.append(draft(n, None)).unwrap();
+            n += 1;
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&segments)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.pop().unwrap()
+    };
     for (kind, fault) in [
+        (OpKind::Create, Fault::Enospc),
         (OpKind::Write, Fault::ShortWrite),
         (OpKind::Sync, Fault::Eio),
     ] {
         let dir = support::scratch_dir();
-        let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 4);
-        vfs.fail_next(kind, "checkpoints.dat", fault);
-        let err = ledger.checkpoint_now().unwrap_err();
-        assert!(!vfs.fault_pending());
-        assert!(matches!(err, CheckpointError::Io(_)), "{err}");
-        assert!(err.to_string().contains("checkpoints.dat"), "{err}");
-        check_poisoned(&ledger, 4, "checkpoints.dat");
+        let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 0);
+        vfs.fail_next(kind, &second, fault);
+        // Fill the first segment; the roll-over after the commit that fills it fails.
+        let mut n = 0;
+        while vfs.fault_pending() {
+            assert!(n < 100, "{kind:?}: the ledger never rolled over");
+            assert_eq!(ledger.append(draft(n, None)).unwrap().index, EntryIndex(n));
+            n += 1;
+        }
+        // The next commit goes to the first segment, and the roll-over after it succeeds.
+        assert_eq!(ledger.append(draft(n, None)).unwrap().index, EntryIndex(n));
+        assert_eq!(ledger.poisoned(), None, "{kind:?}");
+        let removed = vfs
+            .trace()
+            .iter()
+            .any(|op| op.kind == OpKind::Remove && op.path.ends_with(&second));
+        assert!(
+            removed || kind == OpKind::Create,
+            "{kind:?}: the failed segment was removed"
+        );
+        let segments = dir.path().join("ledgers").join(LEDGER).join("segments");
+        // The second roll-over runs after the append was answered; a checkpoint goes through
+        // the sequencer after it.
+        ledger.checkpoint_now().unwrap();
+        assert_eq!(std::fs::read_dir(&segments).unwrap().count(), 2, "{kind:?}");
+        assert_eq!(ledger.verify(&mut |_| {}).unwrap().entries, n + 1);
         drop(ledger);
-        let ledger = reopen_and_check(dir.path(), 4);
-        // A checkpoint whose write failed was never published; one can be made now.
-        let cp = ledger.checkpoint_now().unwrap();
-        assert_eq!(cp.size(), ledger.size());
+        let ledger = reopen_and_check(dir.path(), n + 1);
+        assert_eq!(ledger.size(), TreeSize(n + 2));
     }
 }
 
+/// A roll-over whose directory sync fails cannot know whether the new segment is durable.
 #[test]
-fn a_failed_roll_over_poisons_the_ledger_until_reopened() {
+fn a_failed_roll_over_sync_poisons_the_ledger_until_reopened() {
     let dir = support::scratch_dir();
     let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 0);
-    // The segment after the first one cannot be created. The roll-over runs after the group
-    // commit that filled the segment, so that entry is acknowledged and the next is refused.
-    vfs.fail_next(OpKind::Create, ".seg", Fault::Enospc);
+    vfs.fail_next(OpKind::SyncDir, "segments", Fault::Eio);
     let mut acked = 0;
     loop {
         assert!(acked < 100, "the ledger never rolled over");
@@ -689,7 +766,7 @@ fn a_failed_roll_over_poisons_the_ledger_until_reopened() {
         acked += 1;
     }
     assert!(!vfs.fault_pending());
-    check_poisoned(&ledger, acked, ".seg");
+    check_poisoned(&ledger, acked, "segments");
     drop(ledger);
     let ledger = reopen_and_check(dir.path(), acked);
     assert_eq!(ledger.size(), TreeSize(acked + 1));

@@ -17,6 +17,16 @@
 //! A failed operation changes nothing else (a short write leaves its half, as a real one
 //! would). Operations after it run normally.
 //!
+//! # A full disk
+//!
+//! [`FaultVfs::set_free_space`] models a disk with that many bytes left: every write or
+//! `allocate` that makes a file longer uses up the bytes it adds (writes within a file's
+//! length, such as into space reserved ahead, use none; `set_len` makes sparse files and uses
+//! none; nothing is given back when a file shrinks). A write that does not fit stores the part
+//! that fits and fails with `ENOSPC`, as `write(2)` does on a full disk; an `allocate` that
+//! does not fit fails whole. `set_free_space(None)` frees the disk again. Files written
+//! without the [`Vfs`] (the `sled` directories) are not counted.
+//!
 //! [`FaultVfs::crash_at`] simulates a crash at operation `N`: operation `N` and every operation
 //! after it, counted or not, fail with `EIO` and change nothing, so the process that holds the
 //! ledger can no longer reach the disk. (`exists` keeps answering, and memory maps made before
@@ -260,6 +270,8 @@ struct State {
     crash_at: Option<u64>,
     crashed: bool,
     real_sync: bool,
+    /// Bytes the modelled disk has left; `None` for no limit.
+    free_space: Option<u64>,
     faults: Vec<(Trigger, Fault)>,
     trace: Vec<OpRecord>,
     nodes: Vec<Node>,
@@ -325,6 +337,24 @@ impl State {
             }
             Fault::Enospc | Fault::ShortWrite => {
                 Verdict::Fail(io::Error::from_raw_os_error(ENOSPC))
+            }
+        }
+    }
+
+    /// Takes the space a file of length `len` needs to grow to `end`. `None` if it fits (or
+    /// the disk is not limited); otherwise the disk is now full and the answer is the length
+    /// the file may reach.
+    fn take_space(&mut self, len: u64, end: u64) -> Option<u64> {
+        let growth = end.saturating_sub(len);
+        match self.free_space {
+            None => None,
+            Some(free) if growth <= free => {
+                self.free_space = Some(free - growth);
+                None
+            }
+            Some(free) => {
+                self.free_space = Some(0);
+                Some(len + free)
             }
         }
     }
@@ -402,6 +432,7 @@ impl FaultVfs {
             crash_at: None,
             crashed: false,
             real_sync: false,
+            free_space: None,
             faults: Vec::new(),
             trace: Vec::new(),
             nodes: Vec::new(),
@@ -481,6 +512,17 @@ impl FaultVfs {
     /// Whether the crash happened.
     pub fn crashed(&self) -> bool {
         self.shared.lock().crashed
+    }
+
+    /// Models a disk with `bytes` left from now on (see the module documentation); `None`
+    /// removes the limit, as when an operator frees space.
+    pub fn set_free_space(&self, bytes: Option<u64>) {
+        self.shared.lock().free_space = bytes;
+    }
+
+    /// The bytes the modelled disk has left, if it is limited.
+    pub fn free_space(&self) -> Option<u64> {
+        self.shared.lock().free_space
     }
 
     /// Writes one possible durable state into `dest` (which must not exist yet), and copies the
@@ -668,6 +710,24 @@ impl VfsFile for FaultFile {
         let mut st = self.shared.lock();
         match st.begin(OpKind::Write, &self.rel) {
             Verdict::Go => {
+                let len = self.file.metadata()?.len();
+                if let Some(limit) = st.take_space(len, offset + buf.len() as u64) {
+                    // The disk fills up: the part that fits is written, then ENOSPC.
+                    let fits = usize::try_from(limit.saturating_sub(offset))
+                        .expect("test files are small")
+                        .min(buf.len());
+                    if fits > 0 {
+                        self.file.write_all_at(&buf[..fits], offset)?;
+                        self.record(
+                            &mut st,
+                            Pending::Write {
+                                offset,
+                                data: buf[..fits].to_vec(),
+                            },
+                        );
+                    }
+                    return Err(io::Error::from_raw_os_error(ENOSPC));
+                }
                 self.file.write_all_at(buf, offset)?;
                 self.record(
                     &mut st,
@@ -733,7 +793,12 @@ impl VfsFile for FaultFile {
         let mut st = self.shared.lock();
         match st.begin(OpKind::Allocate, &self.rel) {
             Verdict::Go => {
-                if self.file.metadata()?.len() < len {
+                let current = self.file.metadata()?.len();
+                if current < len && st.free_space.is_some_and(|free| len - current > free) {
+                    return Err(io::Error::from_raw_os_error(ENOSPC));
+                }
+                st.take_space(current, len);
+                if current < len {
                     self.file.set_len(len)?;
                 }
                 self.record(&mut st, Pending::Allocate(len));
