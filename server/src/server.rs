@@ -439,7 +439,11 @@ pub async fn run_until_signal(config: Config) -> anyhow::Result<()> {
     use anyhow::Context as _;
     use std::io::Write as _;
     crate::logging::init(&config.log).context("setting up logging")?;
-    let server = start(config).await.context("starting the server")?;
+    // Every start error says its causes in its own text; as a chain, `{:#}` would print each
+    // cause again after it.
+    let server = start(config)
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
     {
         let mut stdout = std::io::stdout().lock();
         stdout
