@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use vouch_ledger_core::HashAlg;
+use vouch_storage::vfs::{RealVfs, Vfs};
 use vouch_storage::{DataDir, Ledger, LedgerConfig, LedgerOptions, OpenError, valid_ledger_name};
 
 use crate::config::Config;
@@ -125,8 +126,18 @@ impl Registry {
     /// [`RegistryError`] naming the ledger and the cause (a missing or readable key file,
     /// corruption, a lock held by another process, ...).
     pub fn open(config: &Config) -> Result<Self, RegistryError> {
+        Self::open_with_vfs(config, Arc::new(RealVfs))
+    }
+
+    /// [`Registry::open`] with the storage engine writing through `vfs` (the fault-injecting
+    /// file system of the reliability tests; [`RealVfs`] otherwise).
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::open`].
+    pub fn open_with_vfs(config: &Config, vfs: Arc<dyn Vfs>) -> Result<Self, RegistryError> {
         let root = config.data_dir.clone();
-        let data_dir = DataDir::open(&root).map_err(|source| RegistryError::DataDir {
+        let data_dir = DataDir::open_with(&root, vfs).map_err(|source| RegistryError::DataDir {
             path: root.clone(),
             source,
         })?;

@@ -125,10 +125,23 @@ pub struct RunningServer {
 /// opened (a key file readable by others, corruption, strict-mode verification failure, a
 /// lock held by another process), an address that cannot be bound, or bad TLS files.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    start_with_vfs(config, Arc::new(vouch_storage::vfs::RealVfs)).await
+}
+
+/// [`start`] with the storage engine writing through `vfs`: the reliability tests serve a
+/// data directory on a file system that fails on purpose (a full disk, a failed `fsync`).
+///
+/// # Errors
+///
+/// As [`start`].
+pub async fn start_with_vfs(
+    config: Config,
+    vfs: Arc<dyn vouch_storage::vfs::Vfs>,
+) -> Result<RunningServer, StartError> {
     config.validate()?;
     let open_config = config.clone();
     let registry = tokio::task::spawn_blocking(move || -> Result<Registry, StartError> {
-        let registry = Registry::open(&open_config)?;
+        let registry = Registry::open_with_vfs(&open_config, vfs)?;
         // Every served ledger has a latest checkpoint, so "tree size 0 = the latest
         // checkpoint" always has an answer.
         for ledger in registry.list() {

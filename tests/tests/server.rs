@@ -6,12 +6,17 @@
 mod api;
 #[path = "server/auth.rs"]
 mod auth;
+#[path = "server/faults.rs"]
+mod faults;
 #[path = "server/limits.rs"]
 mod limits;
 #[path = "server/operations.rs"]
 mod operations;
 #[path = "server/policy.rs"]
 mod policy;
+/// The storage suite's fault-injecting file system, which the server can write through.
+#[path = "../../storage/tests/support/mod.rs"]
+mod storage_support;
 #[path = "server/support.rs"]
 mod support;
 #[path = "server/tls.rs"]

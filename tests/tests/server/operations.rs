@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 use vouch_ledger_core::HashAlg;
@@ -10,8 +9,8 @@ use vouch_server::proto::v1 as pb;
 use vouch_server::proto::v1::get_inclusion_proof_request::Target;
 
 use crate::support::{
-    append, client, config, entry, open, serve, verify_consistency_proof, verify_inclusion_proof,
-    vkey,
+    append, client, config, entry, http_get, open, serve, verify_consistency_proof,
+    verify_inclusion_proof, vkey,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,21 +243,6 @@ async fn a_key_file_readable_by_others_is_refused_at_start() {
     assert!(text.contains("default.key"), "{text}");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     serve(cfg).await.shutdown().await.unwrap();
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

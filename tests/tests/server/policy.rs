@@ -25,33 +25,33 @@ fn read(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn hrp_bundle() -> String {
+pub(crate) fn hrp_bundle() -> String {
     read(&packs_dir().join("high-risk-production/bundle.yaml"))
 }
 
-fn hrp_request(name: &str) -> String {
+pub(crate) fn hrp_request(name: &str) -> String {
     read(&packs_dir().join("high-risk-production/requests").join(name))
 }
 
-async fn policy(server: &RunningServer, token: Option<&str>) -> PolicyClient {
+pub(crate) async fn policy(server: &RunningServer, token: Option<&str>) -> PolicyClient {
     connect_policy(&server.grpc_url(), token.map(str::to_owned), None)
         .await
         .unwrap()
 }
 
-fn by_name(name: &str) -> pb::BundleRef {
+pub(crate) fn by_name(name: &str) -> pb::BundleRef {
     pb::BundleRef {
         r#ref: Some(pb::bundle_ref::Ref::Name(name.into())),
     }
 }
 
-fn by_id(id: &str) -> pb::DecisionRef {
+pub(crate) fn by_id(id: &str) -> pb::DecisionRef {
     pb::DecisionRef {
         r#ref: Some(pb::decision_ref::Ref::Id(id.into())),
     }
 }
 
-fn publish(source: &str) -> pb::PublishBundleRequest {
+pub(crate) fn publish(source: &str) -> pb::PublishBundleRequest {
     pb::PublishBundleRequest {
         ledger: String::new(),
         source: source.into(),
@@ -60,7 +60,7 @@ fn publish(source: &str) -> pb::PublishBundleRequest {
     }
 }
 
-fn decide(bundle: &str, request: &str, wait: bool) -> pb::DecideRequest {
+pub(crate) fn decide(bundle: &str, request: &str, wait: bool) -> pb::DecideRequest {
     pb::DecideRequest {
         ledger: String::new(),
         bundle: Some(by_name(bundle)),
@@ -70,9 +70,9 @@ fn decide(bundle: &str, request: &str, wait: bool) -> pb::DecideRequest {
     }
 }
 
-const HRP_NAME: &str = "high-risk-production-release";
+pub(crate) const HRP_NAME: &str = "high-risk-production-release";
 
-fn override_json(decision: &str, key: &str) -> String {
+pub(crate) fn override_json(decision: &str, key: &str) -> String {
     json!({
         "decision": decision, "requester": "rita", "approver": "rm-rosa",
         "approver_roles": ["ReleaseManager"], "justification": "incident INC-88",
@@ -82,7 +82,7 @@ fn override_json(decision: &str, key: &str) -> String {
     .to_string()
 }
 
-fn exception_json(id: &str) -> String {
+pub(crate) fn exception_json(id: &str) -> String {
     json!({
         "id": id, "policy": "high-risk-production", "requirements": ["approvals"],
         "kind": "temporary", "owner_role": "EngineeringManager",

@@ -133,3 +133,24 @@ pub fn assert_status<T: std::fmt::Debug>(
         );
     }
 }
+
+/// `GET path` over plain HTTP/1.1 (the metrics endpoint): the whole response, status line
+/// first.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.read_to_string(&mut out),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    out
+}
