@@ -42,6 +42,7 @@ pub mod governance;
 pub mod ir;
 pub mod lint;
 pub mod overrides;
+pub mod pack;
 pub mod request;
 mod window;
 

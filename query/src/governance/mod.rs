@@ -13,8 +13,9 @@
 
 mod context;
 mod error;
+mod pack;
 pub mod record;
-mod replay;
+pub(crate) mod replay;
 mod search;
 mod simulation;
 mod summary;
@@ -33,6 +34,7 @@ pub use error::{
     GetDecisionError, InvalidEntry, ListBundlesError, OverrideError, PublishError, QueryError,
     ReplayError, SimulateError,
 };
+pub use pack::{ExportPackError, ExportedPack};
 pub use record::{
     BundleEntry, DecisionEntry, EntryError, ExceptionEntry, OverrideEntry, PromotionFacts,
 };

@@ -71,6 +71,34 @@ pub fn fixture() -> Fixture {
     fixture_with(Durability::Fsync)
 }
 
+/// A new ledger of another origin, signed with a key from `seed`, whose clock starts at
+/// 2025-06-01.
+pub fn fixture_named(origin: &str, seed: u8) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let config = LedgerConfig {
+        hash: HashAlg::Blake3,
+        origin: origin.into(),
+        leaf_hash_index: true,
+    };
+    let signer = Signer::from_seed(origin, &[seed; 32]).unwrap();
+    data.create_ledger("policy", &config, &signer.verifier(), 0)
+        .unwrap();
+    let clock = Arc::new(TestClock(AtomicU64::new(0)));
+    clock.set_time("2025-06-01T00:00:00Z");
+    let ledger = Arc::new(
+        data.open_ledger("policy", signer, options(clock.clone(), Durability::Fsync))
+            .unwrap(),
+    );
+    let gov = Governance::new(ledger.clone());
+    Fixture {
+        dir,
+        ledger,
+        gov,
+        clock,
+    }
+}
+
 /// A new ledger with the given durability.
 pub fn fixture_with(durability: Durability) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
