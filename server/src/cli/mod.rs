@@ -17,6 +17,7 @@
 pub mod client;
 pub mod exit;
 pub mod keygen;
+pub mod monitor;
 pub mod output;
 pub mod policy;
 pub mod serve;
@@ -165,6 +166,9 @@ pub enum Command {
     Verify(verify::VerifyCommand),
     /// Audits a data directory offline: every entry, node and checkpoint.
     VerifyLedger(verify_ledger::VerifyLedgerArgs),
+    /// Follows a server's checkpoints: signatures, consistency with the last one verified
+    /// (kept in a state file), optionally every entry, and decisions matching watch filters.
+    Monitor(monitor::MonitorArgs),
     /// Generates an Ed25519 checkpoint signing key and prints its verifier key.
     Keygen(keygen::KeygenArgs),
     /// Creates bearer tokens for the server's config file.
@@ -205,6 +209,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyLedger(args) => {
             verify_ledger::run(&args, global.ledger.as_deref(), global.json)
         }
+        Command::Monitor(args) => monitor::run(&global, &args),
         Command::Append(args) => client::run(&global, client::Call::Append(args)),
         Command::Get(args) => client::run(&global, client::Call::Get(args)),
         Command::Entries(args) => client::run(&global, client::Call::Entries(args)),

@@ -102,7 +102,11 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The trusted keys from `--vkey` and `--vkey-file`.
-fn trusted(args: &TrustArgs) -> anyhow::Result<Verifiers> {
+///
+/// # Errors
+///
+/// A usage error for no key or a malformed one, and an unreadable key file.
+pub(crate) fn trusted(args: &TrustArgs) -> anyhow::Result<Verifiers> {
     let mut keys: Vec<(String, String)> = args
         .vkeys
         .iter()
