@@ -12,8 +12,10 @@
 //!   open a network connection;
 //! - `policy`, `decide`, `override`, `exception`, `replay`, `decisions` ([`policy`]): calls
 //!   to the policy service;
-//! - `keygen` and `token` ([`keygen`]): signing keys and bearer tokens.
+//! - `keygen` and `token` ([`keygen`]): signing keys and bearer tokens;
+//! - `bench` ([`bench`]): the load generator, against an embedded or a running server.
 
+pub mod bench;
 pub mod client;
 pub mod exit;
 pub mod keygen;
@@ -174,6 +176,8 @@ pub enum Command {
     /// Creates bearer tokens for the server's config file.
     #[command(subcommand)]
     Token(keygen::TokenCommand),
+    /// Generates load and reports throughput and latency (embedded server without --server).
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the `vouch` binary and returns its exit code.
@@ -222,6 +226,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exception(args) => policy::run(&global, policy::Call::Exception(args)),
         Command::Replay(args) => policy::run(&global, policy::Call::Replay(args)),
         Command::Decisions(args) => policy::run(&global, policy::Call::Decisions(args)),
+        Command::Bench(args) => bench::run(&global, &args),
     }
 }
 
