@@ -121,6 +121,9 @@ pub const PERMISSIONS: &[(&str, Access)] = &[
     ("/vouch.v1.PolicyService/Replay", ANY_ROLE),
     ("/vouch.v1.PolicyService/Simulate", POLICY_READERS),
     ("/vouch.v1.PolicyService/QueryDecisions", ANY_ROLE),
+    // A read (it may sign a checkpoint of entries already appended, as a proof would need):
+    // every role holds the auditor's permissions.
+    ("/vouch.v1.PolicyService/ExportProofPack", ANY_ROLE),
     ("/grpc.health.v1.Health/Check", Access::Public),
     ("/grpc.health.v1.Health/Watch", Access::Public),
     (

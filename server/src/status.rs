@@ -29,8 +29,9 @@ use vouch_storage::{
 };
 
 use vouch_query::governance::{
-    BundleError, DecideError, EvaluateError, ExceptionError, GetDecisionError, InvalidEntry,
-    ListBundlesError, OverrideError, PublishError, QueryError, ReplayError, SimulateError,
+    BundleError, DecideError, EvaluateError, ExceptionError, ExportPackError, GetDecisionError,
+    InvalidEntry, ListBundlesError, OverrideError, PublishError, QueryError, ReplayError,
+    SimulateError,
 };
 use vouch_query::{CompileErrors, ParseErrors, RequestError};
 
@@ -427,6 +428,39 @@ impl IntoStatus for SimulateError {
                 Status::invalid_argument(self.to_string())
             }
             SimulateError::Read(e) => e.into_status(),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoStatus for ExportPackError {
+    fn into_status(self) -> Status {
+        match self {
+            ExportPackError::NotFound(_) => Status::not_found(format!("decision: {self}")),
+            ExportPackError::Invalid(e) => invalid_entry(&e),
+            ExportPackError::ContextException { .. } => {
+                tracing::error!(error = %self, "a decision's context cannot be exported");
+                Status::failed_precondition(self.to_string())
+            }
+            ExportPackError::SizeBeyondLedger { .. } => {
+                Status::out_of_range(format!("tree_size: {self}"))
+            }
+            ExportPackError::NoCheckpointAt(_) => Status::not_found(format!("tree_size: {self}")),
+            ExportPackError::CheckpointTooOld { .. } => {
+                Status::invalid_argument(format!("tree_size: {self}"))
+            }
+            ExportPackError::TooManyOverrides { .. } | ExportPackError::TooLarge { .. } => {
+                Status::failed_precondition(self.to_string())
+            }
+            ExportPackError::SelfCheck(_) => {
+                tracing::error!(error = %self, "an exported proof pack does not verify");
+                Status::failed_precondition(format!(
+                    "{self}; the entries were not all written by the policy service (see `vouch replay` of the decision and `vouch verify-ledger`)"
+                ))
+            }
+            ExportPackError::Checkpoint(e) => e.into_status(),
+            ExportPackError::Read(e) => e.into_status(),
+            ExportPackError::Prove(e) => e.into_status(),
             other => Status::internal(other.to_string()),
         }
     }

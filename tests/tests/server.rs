@@ -12,6 +12,8 @@ mod faults;
 mod limits;
 #[path = "server/operations.rs"]
 mod operations;
+#[path = "server/pack.rs"]
+mod pack;
 #[path = "server/policy.rs"]
 mod policy;
 /// The storage suite's fault-injecting file system, which the server can write through.

@@ -21,6 +21,7 @@ pub mod exit;
 pub mod keygen;
 pub mod monitor;
 pub mod output;
+pub mod pack;
 pub mod policy;
 pub mod serve;
 pub mod verify;
@@ -163,6 +164,10 @@ pub enum Command {
     Replay(policy::ReplayArgs),
     /// Lists recorded decisions by subject, outcome, policy, environment and time.
     Decisions(policy::DecisionsArgs),
+    /// Exports a recorded decision as a proof pack, to check offline with verify-pack.
+    ExportPack(pack::ExportPackArgs),
+    /// Verifies a proof pack offline: entries, proofs, signatures, bindings and the replay.
+    VerifyPack(pack::VerifyPackArgs),
     /// Verifies a proof or checkpoint file offline, with the verifier keys you trust.
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
@@ -226,6 +231,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Exception(args) => policy::run(&global, policy::Call::Exception(args)),
         Command::Replay(args) => policy::run(&global, policy::Call::Replay(args)),
         Command::Decisions(args) => policy::run(&global, policy::Call::Decisions(args)),
+        Command::ExportPack(args) => pack::export(&global, &args),
+        Command::VerifyPack(args) => pack::verify_pack(&args, global.json),
         Command::Bench(args) => bench::run(&global, &args),
     }
 }

@@ -633,9 +633,10 @@ enum Rpc {
     Replay,
     Simulate,
     QueryDecisions,
+    ExportProofPack,
 }
 
-const ALL: [Rpc; 12] = [
+const ALL: [Rpc; 13] = [
     Rpc::LintBundle,
     Rpc::PublishBundle,
     Rpc::GetBundle,
@@ -648,6 +649,7 @@ const ALL: [Rpc; 12] = [
     Rpc::Replay,
     Rpc::Simulate,
     Rpc::QueryDecisions,
+    Rpc::ExportProofPack,
 ];
 
 /// The roles each RPC allows, as documented in docs/api.md.
@@ -665,7 +667,8 @@ fn allowed(rpc: Rpc) -> &'static [Role] {
         | Rpc::ListBundles
         | Rpc::GetDecision
         | Rpc::Replay
-        | Rpc::QueryDecisions => &Role::ALL,
+        | Rpc::QueryDecisions
+        | Rpc::ExportProofPack => &Role::ALL,
     }
 }
 
@@ -744,6 +747,14 @@ async fn call(p: &mut PolicyClient, rpc: Rpc, decision: &str, n: usize) -> Resul
             .map(drop),
         Rpc::QueryDecisions => p
             .query_decisions(pb::QueryDecisionsRequest::default())
+            .await
+            .map(drop),
+        Rpc::ExportProofPack => p
+            .export_proof_pack(pb::ExportProofPackRequest {
+                ledger: String::new(),
+                decision: Some(by_id(decision)),
+                tree_size: 0,
+            })
             .await
             .map(drop),
     }

@@ -1,5 +1,5 @@
-//! `vouch.v1.PolicyService`: bundles, decisions, overrides, exceptions, replay, simulation and
-//! decision queries, over the policy layer ([`vouch_query::Governance`]).
+//! `vouch.v1.PolicyService`: bundles, decisions, overrides, exceptions, replay, simulation,
+//! decision queries and proof packs, over the policy layer ([`vouch_query::Governance`]).
 //!
 //! Every call that touches a ledger runs on the blocking pool: the policy layer reads the
 //! ledger and waits for its appends to be acknowledged. One [`Governance`] per ledger is kept
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tonic::{Request, Response, Status};
-use vouch_ledger_core::EntryIndex;
+use vouch_ledger_core::{EntryIndex, TreeSize};
 use vouch_query::governance::{
     DecideOptions, DecisionQuery, Governance, SimulationOptions, SimulationScope,
 };
@@ -382,6 +382,31 @@ impl PolicyApi for PolicyService {
                 .checkpoint
                 .as_deref()
                 .map(crate::convert::checkpoint_to_proto),
+        }))
+    }
+
+    async fn export_proof_pack(
+        &self,
+        request: Request<pb::ExportProofPackRequest>,
+    ) -> Result<Response<pb::ExportProofPackResponse>, Status> {
+        let req = request.into_inner();
+        let gov = self.governance(&req.ledger)?;
+        let which = pc::decision_ref(req.decision, "decision")?;
+        let anchor = (req.tree_size != 0).then_some(TreeSize(req.tree_size));
+        let exported = blocking(move || {
+            gov.export_pack(&which, anchor)
+                .map_err(IntoStatus::into_status)
+        })
+        .await?;
+        let pack = &exported.pack;
+        Ok(Response::new(pb::ExportProofPackResponse {
+            pack_json: pack.to_json(),
+            decision_id: pack.decision_id.clone(),
+            decision_index: pack.decision.index.0,
+            tree_size: exported.verified.checkpoint.checkpoint.size.0,
+            latest_tree_size: exported.verified.latest.checkpoint.size.0,
+            exception_indexes: pack.exceptions.iter().map(|e| e.index.0).collect(),
+            override_indexes: pack.overrides.iter().map(|e| e.index.0).collect(),
         }))
     }
 }
