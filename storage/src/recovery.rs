@@ -301,6 +301,19 @@ pub(crate) fn open_ledger(
     }
     let verifiers = verifiers_of(&meta, &display_dir)?;
     let started = Instant::now();
+    if options.strict {
+        // The files as found, before recovery truncates a torn tail or rebuilds a damaged
+        // derived file: anything but an incomplete tail of the active segment stops the open.
+        let report = crate::verify::verify_files(vfs, &dir, &display_dir, name, &mut |_| {})?;
+        tracing::info!(
+            ledger = name,
+            entries = report.entries,
+            checkpoints = report.checkpoints,
+            nodes_compared = report.nodes_compared,
+            elapsed_ms = report.elapsed.as_millis(),
+            "strict mode: verified every entry, stored node and checkpoint"
+        );
+    }
 
     let mut rebuild = false;
     let opened = loop {
@@ -337,9 +350,6 @@ pub(crate) fn open_ledger(
     let size = frontier.size().0;
     if covered != size || rebuild {
         crate::head::write(&**vfs, &dir, meta.hash, size)?;
-    }
-    if options.strict {
-        crate::verify::verify_shared(&shared, size, &mut |_| {})?;
     }
     let active = shared
         .segments

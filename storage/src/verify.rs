@@ -199,18 +199,37 @@ pub fn verify_ledger_dir(
             return Err(IoFailure::new(display_dir.join("LOCK"), "lock", e).into());
         }
     }
-    let meta = LedgerMeta::read(&*vfs, &dir, name)?;
+    verify_files(&vfs, &dir, &display_dir, name, progress)
+}
+
+/// Verifies a ledger's files as they are on disk, without opening the ledger: the log to its
+/// end (an incomplete tail of the active segment above what was durable is reported, not an
+/// error), the derived offsets and Merkle nodes the index head vouches for, and every
+/// checkpoint. The caller holds the ledger's lock. Strict mode runs this before recovery
+/// changes anything, so that a damaged file stops the open instead of being rebuilt.
+///
+/// # Errors
+///
+/// [`VerifyError`] naming the first problem found: file, offset and what was wrong.
+pub(crate) fn verify_files(
+    vfs: &Arc<dyn Vfs>,
+    dir: &Path,
+    display_dir: &Path,
+    name: &str,
+    progress: &mut dyn FnMut(&VerifyProgress),
+) -> Result<VerifyReport, VerifyError> {
+    let meta = LedgerMeta::read(&**vfs, dir, name)?;
     let hash = meta.hash;
-    let segments = crate::recovery::open_segments(&*vfs, &dir, &display_dir, hash, OpenMode::Read)?;
-    let head = crate::head::read(&*vfs, &dir, &display_dir.join(crate::head::HEAD_FILE), hash)?
+    let segments = crate::recovery::open_segments(&**vfs, dir, display_dir, hash, OpenMode::Read)?;
+    let head = crate::head::read(&**vfs, dir, &display_dir.join(crate::head::HEAD_FILE), hash)?
         .unwrap_or(0);
     // Derived files are checked only if they can be opened; damaged ones are reported. The
     // offsets vouch for nothing without a head (they may be a crash's half-created file).
     let offsets = if head > 0 && vfs.exists(&dir.join(crate::recovery::OFFSETS_FILE)) {
         Some(crate::recovery::open_offsets(
-            &*vfs,
-            &dir,
-            &display_dir,
+            &**vfs,
+            dir,
+            display_dir,
             hash,
             OpenMode::Read,
         )?)
@@ -225,7 +244,7 @@ pub fn verify_ledger_dir(
         OpenMode::Read,
     )?;
     let checkpoints = if vfs.exists(&dir.join(crate::checkpoints::CHECKPOINTS_FILE)) {
-        Some(CheckpointLog::open(&*vfs, &dir, &display_dir, hash, OpenMode::Read)?.0)
+        Some(CheckpointLog::open(&**vfs, dir, display_dir, hash, OpenMode::Read)?.0)
     } else {
         None
     };
@@ -509,4 +528,171 @@ fn run(
         torn_tail,
         elapsed: started.elapsed(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests")]
+mod tests {
+    use vouch_ledger_core::checkpoint::Checkpoint;
+    use vouch_ledger_core::entry::{EntryDraft, EntryKind};
+    use vouch_ledger_core::{MemoryTree, Signer, TreeSize};
+
+    use super::*;
+    use crate::{DataDir, LedgerConfig, LedgerOptions};
+
+    const NAME: &str = "v";
+    const ORIGIN: &str = "example.com/v";
+    const HASH: HashAlg = HashAlg::Sha256;
+    const ENTRIES: u64 = 5;
+
+    fn signer(seed: u8) -> Signer {
+        Signer::from_seed(ORIGIN, &[seed; 32]).unwrap()
+    }
+
+    /// A closed ledger of [`ENTRIES`] entries; returns the tree of its leaves.
+    fn build(root: &Path) -> MemoryTree {
+        let dd = DataDir::open(root).unwrap();
+        let config = LedgerConfig {
+            hash: HASH,
+            origin: ORIGIN.to_owned(),
+            leaf_hash_index: false,
+        };
+        dd.create_ledger(NAME, &config, &signer(RIGHT).verifier(), 1)
+            .unwrap();
+        let ledger = dd
+            .open_ledger(NAME, signer(RIGHT), LedgerOptions::default())
+            .unwrap();
+        let mut tree = MemoryTree::new(HASH);
+        for n in 0..ENTRIES {
+            let draft = EntryDraft::new(
+                EntryKind::Record,
+                None,
+                String::new(),
+                format!("entry {n}").into_bytes(),
+            )
+            .unwrap();
+            tree.push(ledger.append(draft).unwrap().leaf_hash);
+        }
+        ledger.close();
+        tree
+    }
+
+    /// The seeds of the ledger's key and of another key of the same name.
+    const RIGHT: u8 = 1;
+    const OTHER: u8 = 2;
+
+    /// The honest checkpoint of `size` leaves of `tree`.
+    fn good(tree: &MemoryTree, size: u64) -> Checkpoint {
+        Checkpoint::new(
+            ORIGIN,
+            TreeSize(size),
+            tree.root_at(TreeSize(size)).unwrap(),
+        )
+    }
+
+    /// Checkpoints to forge over a ledger's tree, each with the seed of the key that signs it.
+    type Forgery = Box<dyn Fn(&MemoryTree) -> Vec<(Checkpoint, u8)>>;
+
+    /// Replaces the checkpoint file with one holding `checkpoints`, each signed by the key of
+    /// the seed beside it.
+    fn forge(root: &Path, checkpoints: &[(Checkpoint, u8)]) {
+        let dir = root.join("ledgers").join(NAME);
+        std::fs::remove_file(dir.join(crate::checkpoints::CHECKPOINTS_FILE)).unwrap();
+        let display = PathBuf::from("ledgers").join(NAME);
+        let (log, _) =
+            CheckpointLog::open(&RealVfs, &dir, &display, HASH, OpenMode::ReadWrite).unwrap();
+        for (cp, by) in checkpoints {
+            log.append(cp.clone(), cp.sign(&[&signer(*by)]).unwrap())
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn every_checkpoint_needs_the_rebuilt_root_the_origin_and_a_valid_signature() {
+        let cases: Vec<(&str, Forgery, &str)> = vec![
+            (
+                "another key of the same name",
+                Box::new(|t| vec![(good(t, 2), RIGHT), (good(t, ENTRIES), OTHER)]),
+                "the checkpoint of size 5 is not validly signed by example.com/v+",
+            ),
+            (
+                "a root the log does not give",
+                Box::new(|t| {
+                    let mut cp = good(t, ENTRIES);
+                    cp.root = t.root_at(TreeSize(4)).unwrap();
+                    vec![(good(t, 2), RIGHT), (cp, RIGHT)]
+                }),
+                "the checkpoint of size 5 has root",
+            ),
+            (
+                "another origin",
+                Box::new(|t| {
+                    let mut cp = good(t, ENTRIES);
+                    cp.origin = "example.com/w".to_owned();
+                    vec![(good(t, 2), RIGHT), (cp, RIGHT)]
+                }),
+                "the checkpoint of size 5 has origin \"example.com/w\"",
+            ),
+        ];
+        for (name, checkpoints, expected) in cases {
+            let tmp = tempfile::tempdir().unwrap();
+            let tree = build(tmp.path());
+            verify_ledger_dir(tmp.path(), NAME, &mut |_| {}).unwrap();
+            forge(tmp.path(), &checkpoints(&tree));
+            let e = verify_ledger_dir(tmp.path(), NAME, &mut |_| {}).unwrap_err();
+            let VerifyError::Corrupted(c) = &e else {
+                panic!("{name}: not corruption: {e}");
+            };
+            assert_eq!(
+                c.file,
+                PathBuf::from("ledgers/v/checkpoints.dat"),
+                "{name}: {e}"
+            );
+            // The second frame: the first one (size 2) verified.
+            assert!(
+                c.offset.is_some_and(|o| o > FILE_HEADER_LEN as u64),
+                "{name}: {e}"
+            );
+            assert!(e.to_string().contains(expected), "{name}: {e}");
+
+            // Strict mode refuses to open the ledger for the same reason.
+            let dd = DataDir::open(tmp.path()).unwrap();
+            let strict = LedgerOptions {
+                strict: true,
+                ..LedgerOptions::default()
+            };
+            let refused = dd.open_ledger(NAME, signer(RIGHT), strict).unwrap_err();
+            assert!(
+                refused.to_string().contains(expected),
+                "{name}: strict open: {refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn strict_mode_refuses_a_damaged_merkle_node_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        build(tmp.path());
+        // The root of the first two leaves: level 1, index 0, the first record of level 1. It
+        // is not on the frontier of 5 leaves, so a normal open does not read it.
+        let level1 = tmp.path().join("ledgers/v/tree/level-01.dat");
+        let mut bytes = std::fs::read(&level1).unwrap();
+        bytes[FILE_HEADER_LEN] ^= 1;
+        std::fs::write(&level1, bytes).unwrap();
+        let damage = "ledgers/v/tree/level-01.dat at byte 32: node(level 1, index 0) is stored as";
+        let dd = DataDir::open(tmp.path()).unwrap();
+        let strict = LedgerOptions {
+            strict: true,
+            ..LedgerOptions::default()
+        };
+        let refused = dd.open_ledger(NAME, signer(RIGHT), strict).unwrap_err();
+        assert!(refused.to_string().contains(damage), "{refused}");
+        // Without strict mode the ledger opens, and only a verification finds the damage.
+        let ledger = dd
+            .open_ledger(NAME, signer(RIGHT), LedgerOptions::default())
+            .unwrap();
+        let found = ledger.verify(&mut |_| {}).unwrap_err();
+        assert!(found.to_string().contains(damage), "{found}");
+        ledger.close();
+    }
 }
