@@ -753,7 +753,7 @@ fn entries_spliced_from_other_decisions_are_caught() {
     assert_eq!(f.check, PackCheck::Leaf, "{f}");
     assert!(
         f.reason
-            .contains("is a override entry, not a exception entry"),
+            .contains("is an override entry, not an exception entry"),
         "{f}"
     );
     // An exception of the context left out.

@@ -222,6 +222,17 @@ fn checkpoint_detail(cp: &SignedCheckpoint) -> String {
     )
 }
 
+/// "a decision entry", "an override entry".
+fn a_kind(kind: EntryKind) -> String {
+    let name = kind.name();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name} entry")
+}
+
 /// An entry that passed the leaf check: its envelope, read.
 struct Leaf<'a> {
     view: EntryView<'a>,
@@ -256,9 +267,10 @@ fn check_leaf<'a>(
     }
     if view.kind() != kind {
         return Err(failed(format!(
-            "entry {} is a {} entry, not a {kind} entry",
+            "entry {} is {}, not {}",
             entry.index,
-            view.kind()
+            a_kind(view.kind()),
+            a_kind(kind)
         )));
     }
     if view.content_type() != content_type {
@@ -272,9 +284,10 @@ fn check_leaf<'a>(
         check: PackCheck::Leaf,
         subject: Some(subject.to_owned()),
         detail: format!(
-            "{} bytes hash to the leaf hash {}: a {kind} entry, index {}, recorded {}",
+            "{} bytes hash to the leaf hash {}: {}, index {}, recorded {}",
             entry.leaf_bytes.len(),
             entry.leaf_hash,
+            a_kind(kind),
             entry.index,
             view.timestamp()
         ),
