@@ -3,7 +3,7 @@
 //! open does not read) stops the start with a non-zero exit code and a message naming the
 //! file and the byte offset, whether strict mode comes from `--strict` or from the
 //! configuration file. Without strict mode the same directories start, which is what strict
-//! mode is for.
+//! mode is for. `vouch verify-ledger` finds the same damage offline.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod vouch_process;
@@ -105,4 +105,37 @@ fn strict_mode_serves_a_clean_data_dir_and_refuses_a_damaged_one() {
     let server = Server::start(&node, &[]);
     server.client(&["get", "0"]).code(0);
     server.stop();
+
+    // The offline audit passes on the clean directory and names the same damage.
+    let audit = run(&[
+        "verify-ledger",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--json",
+    ])
+    .code(0);
+    let report: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
+    assert_eq!(report["ledgers"][0]["entries"], 5, "{audit:#?}");
+    assert!(
+        report["ledgers"][0]["entries_per_second"].as_u64() > Some(0),
+        "{audit:#?}"
+    );
+    let text = run(&["verify-ledger", "--data-dir", data.to_str().unwrap()]).code(0);
+    assert!(text.stdout.contains(" entries/s)"), "{text:#?}");
+    for (damaged, named) in [
+        (
+            &segment,
+            "ledgers/default/segments/00000000000000000000.seg at byte ",
+        ),
+        (&node, "ledgers/default/tree/level-01.dat at byte 32: "),
+    ] {
+        let failed = run(&["verify-ledger", "--data-dir", damaged.to_str().unwrap()]).code(4);
+        assert!(
+            failed
+                .stderr
+                .starts_with("error: ledger default: corrupted: ")
+                && failed.stderr.contains(named),
+            "{failed:#?}"
+        );
+    }
 }

@@ -2,8 +2,10 @@
 //!
 //! Every ledger (or the one named) is verified with `vouch_storage::verify_ledger_dir`: each
 //! frame's checksum and envelope, each leaf hash, the rebuilt tree against every stored node,
-//! and each checkpoint's root, origin and signature. A progress bar with rate and ETA is drawn
-//! on standard error when standard output is a terminal and `--json` is off.
+//! and each checkpoint's root, origin and signature. Every checkpoint's root is compared with
+//! the root of the tree rebuilt from the log at its size, so any two checkpoints are
+//! consistent: each is a prefix of the same log. A progress bar with rate and ETA is drawn on
+//! standard error when standard error is a terminal and `--json` is off.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,22 @@ fn took(d: Duration) -> String {
     }
 }
 
+/// Entries verified per second, rounded; 0 for an empty ledger.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss,
+    reason = "a rate for people and scripts: a rounded, non-negative float is enough"
+)]
+fn rate(r: &VerifyReport) -> u64 {
+    let secs = r.elapsed.as_secs_f64();
+    if r.entries == 0 || secs <= 0.0 {
+        0
+    } else {
+        (r.entries as f64 / secs).round() as u64
+    }
+}
+
 fn report_json(name: &str, r: &VerifyReport) -> serde_json::Value {
     json!({
         "ledger": name,
@@ -112,6 +130,7 @@ fn report_json(name: &str, r: &VerifyReport) -> serde_json::Value {
         "root_hash": r.root.to_hex(),
         "torn_tail": r.torn_tail,
         "elapsed_ms": u64::try_from(r.elapsed.as_millis()).unwrap_or(u64::MAX),
+        "entries_per_second": rate(r),
     })
 }
 
@@ -144,7 +163,10 @@ fn report_text(name: &str, r: &VerifyReport) -> Block {
                 .as_ref()
                 .map(|t| format!("{t} (never acknowledged; the next open truncates it)")),
         )
-        .row("took", took(r.elapsed))
+        .row(
+            "took",
+            format!("{} ({} entries/s)", took(r.elapsed), HumanCount(rate(r))),
+        )
 }
 
 /// Runs `vouch verify-ledger`.
@@ -168,7 +190,7 @@ pub fn run(args: &VerifyLedgerArgs, ledger: Option<&str>, json: bool) -> anyhow:
     if names.is_empty() {
         return Err(Coded::new(FAILURE, format!("{} holds no ledgers", root.display())).into());
     }
-    let visible = !json && std::io::stdout().is_terminal();
+    let visible = !json && std::io::stderr().is_terminal();
     let mut reports = Vec::new();
     for name in &names {
         let bar = progress_bar(name, visible);
