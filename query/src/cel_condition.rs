@@ -32,6 +32,10 @@ pub const MAX_SOURCE_BYTES: usize = 2048;
 pub const MAX_NESTING: usize = 12;
 /// Most comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) nested in each other.
 pub const MAX_COMPREHENSION_NESTING: usize = 2;
+/// Deepest expression tree, counting every operator, call, field selection and index: chains
+/// without brackets (`!!!x`, `a.b.c`, `a + b + c`) nest too, and checking and evaluating a
+/// condition recurse once per level.
+pub const MAX_EXPRESSION_DEPTH: usize = 64;
 
 /// The shape of a value a condition can reach, for reference checking.
 #[derive(Clone, Copy, Debug)]
@@ -307,6 +311,12 @@ pub(crate) fn compile(source: &str, schema: &Schema<'_>) -> Result<Condition, Ve
             }]);
         }
     };
+    let depth = expression_depth(&expr);
+    if depth > MAX_EXPRESSION_DEPTH {
+        return Err(too_complex(format!(
+            "the expression nests {depth} deep (at most {MAX_EXPRESSION_DEPTH})"
+        )));
+    }
     let mut checker = Checker {
         schema,
         source,
@@ -326,6 +336,61 @@ pub(crate) fn compile(source: &str, schema: &Schema<'_>) -> Result<Condition, Ve
         checker.issues.dedup();
         Err(checker.issues)
     }
+}
+
+/// The depth of an expression tree, found without recursion (the tree may be as deep as its
+/// source is long).
+fn expression_depth(root: &IdedExpr) -> usize {
+    use cel::common::ast::EntryExpr;
+    let mut max = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((e, depth)) = stack.pop() {
+        max = max.max(depth);
+        let below = depth + 1;
+        match &e.expr {
+            Expr::Unspecified | Expr::Ident(_) | Expr::Literal(_) => {}
+            Expr::Select(s) => stack.push((&s.operand, below)),
+            Expr::Call(c) => {
+                stack.extend(c.target.as_deref().map(|t| (t, below)));
+                stack.extend(c.args.iter().map(|a| (a, below)));
+            }
+            Expr::List(l) => stack.extend(l.elements.iter().map(|x| (x, below))),
+            Expr::Map(m) => {
+                for entry in &m.entries {
+                    match &entry.expr {
+                        EntryExpr::MapEntry(me) => {
+                            stack.push((&me.key, below));
+                            stack.push((&me.value, below));
+                        }
+                        EntryExpr::StructField(f) => stack.push((&f.value, below)),
+                    }
+                }
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    match &entry.expr {
+                        EntryExpr::MapEntry(me) => {
+                            stack.push((&me.key, below));
+                            stack.push((&me.value, below));
+                        }
+                        EntryExpr::StructField(f) => stack.push((&f.value, below)),
+                    }
+                }
+            }
+            Expr::Comprehension(c) => {
+                for part in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
+                    stack.push((part, below));
+                }
+            }
+        }
+    }
+    max
 }
 
 /// Deepest nesting of `(`, `[` and `{` outside string literals (a cheap, conservative bound
@@ -979,6 +1044,43 @@ mod tests {
             Ok(true)
         );
         assert_eq!(eval("'lint' in checks && size(checks) == 1"), Ok(true));
+    }
+
+    /// Chains without brackets nest as deep as their source is long; checking them recursed
+    /// once per level and overflowed a 2 MiB stack (a tokio worker's) at 1000 levels.
+    #[test]
+    fn deep_chains_without_brackets_are_too_complex_not_a_stack_overflow() {
+        for source in [
+            format!("risk{}", ".x".repeat(1000)),
+            vec!["risk"; 280].join(" + "),
+            format!("risk{}", "[0]".repeat(600)),
+        ] {
+            let checked = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || issues(&source))
+                .unwrap()
+                .join()
+                .expect("checked without overflowing the stack");
+            assert_eq!(checked.len(), 1, "{checked:?}");
+            assert_eq!(checked[0].0, "cel-too-complex", "{checked:?}");
+            assert!(checked[0].1.contains("at most 64"), "{checked:?}");
+        }
+        // The parser folds repeated unary operators (`!!x` is `x`): deep on the page, not in
+        // the tree.
+        for source in [
+            format!("{}true", "!".repeat(2000)),
+            format!("{}1 == 1", "-".repeat(2000)),
+        ] {
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || compile(&source, &schema()).map(drop).unwrap())
+                .unwrap()
+                .join()
+                .expect("checked without overflowing the stack");
+        }
+        // A long condition of the usual shape is within the limits.
+        let usual = vec!["risk != 'x'"; 30].join(" && ");
+        compile(&usual, &schema()).unwrap();
     }
 
     #[test]
