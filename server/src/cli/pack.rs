@@ -117,11 +117,8 @@ pub fn export(global: &GlobalArgs, args: &ExportPackArgs) -> anyhow::Result<()> 
         if indexes.is_empty() {
             "none".to_owned()
         } else {
-            indexes
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            let list: Vec<String> = indexes.iter().map(u64::to_string).collect();
+            format!("entries {}", list.join(", "))
         }
     };
     if global.json {
