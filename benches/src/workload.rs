@@ -183,6 +183,16 @@ pub fn concurrent_round(ledger: &Arc<Ledger>, threads: usize, per_thread: usize)
 ///
 /// If the throw-away ledger cannot be written or read.
 pub fn group_bytes(count: usize) -> Vec<u8> {
+    frames(drafts(0, count))
+}
+
+/// The exact bytes the engine appends to its segment for `drafts` committed as one group,
+/// taken from a throw-away ledger's segment.
+///
+/// # Panics
+///
+/// If the throw-away ledger cannot be written or read.
+pub fn frames(drafts: Vec<EntryDraft>) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let dd = DataDir::open(dir.path()).expect("data directory");
     let ledger = create_and_open(
@@ -192,7 +202,7 @@ pub fn group_bytes(count: usize) -> Vec<u8> {
         options(Durability::NoneUnsafe),
     );
     ledger
-        .submit(drafts(0, count), false)
+        .submit(drafts, false)
         .expect("submit")
         .wait()
         .expect("append");

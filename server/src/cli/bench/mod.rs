@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, Parser as _};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
@@ -125,12 +125,17 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(v * scale))
 }
 
-/// Whether `--server` (or `VOUCH_SERVER`) was given rather than left at its default.
-fn server_given() -> bool {
+/// Whether `--server` (or `VOUCH_SERVER`) was given in `argv` rather than left at its
+/// default.
+fn server_given<I, T>(argv: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     use clap::CommandFactory as _;
     use clap::parser::ValueSource;
     super::Cli::command()
-        .try_get_matches_from(std::env::args_os())
+        .try_get_matches_from(argv)
         .ok()
         .and_then(|m| {
             m.value_source("server").or_else(|| {
@@ -243,13 +248,7 @@ impl Plan {
 /// in which no call completes for 30 s, or an output file that cannot be written. Failed
 /// calls during the run are counted in the report, not returned.
 pub fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<()> {
-    let plan = Plan::new(global, args, server_given())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("vouch-bench")
-        .build()?;
-    let report = runtime.block_on(bench(global, &plan))?;
-    drop(runtime);
+    let report = measure_in_process(global, args, server_given(std::env::args_os()))?;
     if let Some(path) = &args.plot {
         std::fs::write(path, svg::render(&report))
             .with_context(|| format!("writing the plot to {}", path.display()))?;
@@ -260,6 +259,36 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<()> {
         super::output::write_stdout(&report.render())?;
     }
     Ok(())
+}
+
+fn measure_in_process(
+    global: &GlobalArgs,
+    args: &BenchArgs,
+    remote: bool,
+) -> anyhow::Result<Report> {
+    let plan = Plan::new(global, args, remote)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vouch-bench")
+        .build()?;
+    runtime.block_on(bench(global, &plan))
+}
+
+/// Runs `vouch bench` with `args` (what follows `vouch bench` on a command line) in this
+/// process and returns its report without printing it or writing a plot: for benchmark
+/// programs that put Vouch's figures next to other systems' in one run.
+///
+/// # Errors
+///
+/// As `vouch bench`: usage errors, a server that cannot be started or reached, a failed
+/// set-up call, a stalled run.
+pub fn report_for(args: &[&str]) -> anyhow::Result<Report> {
+    let argv: Vec<&str> = ["vouch", "bench"].iter().chain(args).copied().collect();
+    let cli = super::Cli::try_parse_from(&argv).map_err(|e| Coded::usage(e.to_string()))?;
+    let super::Command::Bench(bench_args) = cli.command else {
+        unreachable!("the arguments start with the bench subcommand");
+    };
+    measure_in_process(&cli.global, &bench_args, server_given(&argv))
 }
 
 /// The embedded server and its data directory, or nothing for a remote one.
@@ -864,5 +893,36 @@ mod tests {
         for bad in ["", "s", "ten", "-1s", "2h", "100000000"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn report_for_runs_in_process() {
+        let r = report_for(&[
+            "batch",
+            "--requests",
+            "20",
+            "--concurrency",
+            "2",
+            "--batch-size",
+            "5",
+            "--warmup",
+            "0",
+            "--durability",
+            "none",
+        ])
+        .unwrap();
+        assert_eq!((r.requests, r.ok, r.entries), (20, 20, 100));
+        assert_eq!(r.environment.server, "embedded");
+        assert_eq!(r.engine.map(|e| e.entries_appended), Some(100));
+    }
+
+    #[test]
+    fn a_server_flag_means_remote() {
+        assert!(server_given(["vouch", "bench", "--server", "http://x:1"]));
+        assert!(server_given(["vouch", "--server=http://x:1", "bench"]));
+        assert!(!server_given(["vouch", "bench", "--json"]));
+        let err =
+            report_for(&["--server", "http://127.0.0.1:1", "--durability", "none"]).unwrap_err();
+        assert!(err.to_string().contains("embedded server only"), "{err}");
     }
 }

@@ -1,0 +1,469 @@
+//! `baselines`: Vouch's durable appends through the gRPC API next to the systems they are
+//! judged against, measured in the same process, in the same run, on the same disk and with
+//! the same payloads, round after round so that every ratio compares neighbours.
+//!
+//! Each round measures, in this order:
+//!
+//! 1. Vouch, single-entry appends: `vouch bench append` against an embedded server with
+//!    `fsync` durability and `--concurrency` clients (group commit);
+//! 2. a raw write+fsync loop writing the frames Vouch writes for one entry, one `fdatasync`
+//!    per entry (what a single writer without group commit can do);
+//! 3. the same loop writing as many frames per `fdatasync` as Vouch's group commits held on
+//!    average in step 1 (the same bytes, grouped the same way: the engine's floor);
+//! 4. a SHA-256 hash chain in SQLite (`synchronous = FULL`), one transaction per entry, in
+//!    WAL mode and with the rollback journal: the single writer an application would have;
+//! 5. Vouch, batches: `vouch bench batch` with `--batch-size` entries per `AppendBatch` and
+//!    `--batch-concurrency` clients;
+//! 6. the raw loop writing a batch's frames per `fdatasync`;
+//! 7. the SQLite chain with one transaction per batch (WAL).
+//!
+//! It prints the medians over the rounds and the ratios (each the median of the per-round
+//! ratios), or JSON with `--json`. Run with
+//! `cargo run --release -p vouch-benches --bin baselines -- --help`; results and the method
+//! are in `docs/benchmarks.md` ("Baselines and ratios"). The in-memory Merkle peer
+//! (`rs_merkle`) is compared in the criterion suite `benches/benches/merkle.rs`.
+#![allow(clippy::doc_markdown, reason = "SQLite is a product name, not code")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{Value, json};
+use vouch_benches::baseline::{Journal, SqliteChain};
+use vouch_benches::workload::{self, RawLog};
+use vouch_ledger_core::entry::{EntryDraft, EntryKind};
+use vouch_server::cli::bench::report::Report;
+use vouch_server::cli::bench::workloads::{CONTENT_TYPE, Payloads};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baselines",
+    about = "Vouch's durable appends next to a raw write+fsync loop and a SQLite hash chain, in one run"
+)]
+struct Args {
+    /// Rounds; every figure is the median over them.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each measurement of a round runs.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Concurrent clients of Vouch's single-entry appends.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Entries per batch (Vouch's `AppendBatch`, the raw loop, SQLite's transaction).
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Concurrent clients of Vouch's batch appends.
+    #[arg(long, default_value_t = 4)]
+    batch_concurrency: usize,
+    /// Payload bytes of every entry.
+    #[arg(long, default_value_t = 256)]
+    payload_size: usize,
+    /// Where the raw log and the SQLite files go (default: the system temp dir, where the
+    /// embedded server's data directory goes too; set `TMPDIR` to move both).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn note(msg: &str) {
+    eprintln!("[baselines] {msg}");
+}
+
+#[allow(clippy::cast_precision_loss, reason = "counts stay far below 2^52")]
+fn to_f64(n: u64) -> f64 {
+    n as f64
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        f64::midpoint(s[n / 2 - 1], s[n / 2])
+    }
+}
+
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Calls `op` until `seconds` have passed; returns entries per second, each call counting
+/// `per_call` entries.
+fn timed(seconds: f64, per_call: u64, mut op: impl FnMut(u64)) -> f64 {
+    let limit = Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while start.elapsed() < limit {
+        op(calls);
+        calls += 1;
+    }
+    to_f64(calls * per_call) / start.elapsed().as_secs_f64()
+}
+
+fn drafts(payloads: &Payloads, first: u64, count: usize) -> Vec<EntryDraft> {
+    (first..first + count as u64)
+        .map(|s| {
+            EntryDraft::new(
+                EntryKind::Record,
+                None,
+                CONTENT_TYPE.to_owned(),
+                payloads.make(s),
+            )
+            .expect("a valid benchmark entry")
+        })
+        .collect()
+}
+
+fn vouch(args: &[&str]) -> Report {
+    vouch_server::cli::bench::report_for(args).unwrap_or_else(|e| panic!("vouch bench: {e:#}"))
+}
+
+fn raw_rate(dir: &Path, name: &str, bytes: &[u8], per_write: u64, seconds: f64) -> f64 {
+    let path = dir.join(name);
+    let mut log = RawLog::create(&path).expect("create the raw log");
+    let rate = timed(seconds, per_write, |_| {
+        log.append(bytes, true).expect("raw write+fsync");
+    });
+    drop(log);
+    let _ = std::fs::remove_file(path);
+    rate
+}
+
+fn sqlite_rate(
+    dir: &Path,
+    name: &str,
+    journal: Journal,
+    payloads: &Payloads,
+    batch: usize,
+    seconds: f64,
+) -> f64 {
+    let path = dir.join(name);
+    let mut chain = SqliteChain::create(&path, journal).expect("create the SQLite chain");
+    let rate = if batch <= 1 {
+        timed(seconds, 1, |i| {
+            chain.append(&payloads.make(i)).expect("SQLite append");
+        })
+    } else {
+        timed(seconds, batch as u64, |i| {
+            let first = i * batch as u64;
+            let rows: Vec<Vec<u8>> = (first..first + batch as u64)
+                .map(|s| payloads.make(s))
+                .collect();
+            chain.append_batch(&rows).expect("SQLite batch append");
+        })
+    };
+    let rows = chain.rows();
+    assert_eq!(
+        chain.verify().expect("read the chain back"),
+        Ok(rows),
+        "the SQLite chain is broken"
+    );
+    drop(chain);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
+    }
+    rate
+}
+
+fn round(args: &Args, dir: &Path, n: usize) -> Value {
+    let secs = format!("{}", args.seconds);
+    let payload = args.payload_size.to_string();
+    let seed = (n as u64 + 1).to_string();
+    let payloads = Payloads::new(args.payload_size, n as u64 + 1);
+    let load_before = load_average();
+
+    note(&format!(
+        "round {}: Vouch, single-entry appends, {} clients",
+        n + 1,
+        args.concurrency
+    ));
+    let concurrency = args.concurrency.to_string();
+    let single = vouch(&[
+        "append",
+        "--concurrency",
+        &concurrency,
+        "--duration",
+        &secs,
+        "--warmup",
+        "1s",
+        "--payload-size",
+        &payload,
+        "--seed",
+        &seed,
+    ]);
+    assert_eq!(single.errors, 0, "Vouch single-entry appends failed");
+    let group = single
+        .engine
+        .map_or(1.0, |e| e.entries_per_group)
+        .round()
+        .max(1.0);
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "small"
+    )]
+    let group = group as usize;
+
+    note("  raw write+fsync, one frame per fdatasync");
+    let one = workload::frames(drafts(&payloads, 0, 1));
+    let raw_single = raw_rate(dir, "raw-1.log", &one, 1, args.seconds);
+    note(&format!(
+        "  raw write+fsync, {group} frames per fdatasync (Vouch's mean group)"
+    ));
+    let grouped = workload::frames(drafts(&payloads, 0, group));
+    let raw_grouped = raw_rate(dir, "raw-g.log", &grouped, group as u64, args.seconds);
+    note("  SQLite hash chain, one transaction per entry (WAL, synchronous=FULL)");
+    let sqlite_wal = sqlite_rate(dir, "wal.db", Journal::Wal, &payloads, 1, args.seconds);
+    note("  SQLite hash chain, one transaction per entry (rollback journal, synchronous=FULL)");
+    let sqlite_delete = sqlite_rate(
+        dir,
+        "delete.db",
+        Journal::Delete,
+        &payloads,
+        1,
+        args.seconds,
+    );
+
+    note(&format!(
+        "  Vouch, batches of {} from {} clients",
+        args.batch_size, args.batch_concurrency
+    ));
+    let batch = args.batch_size.to_string();
+    let batch_concurrency = args.batch_concurrency.to_string();
+    let batches = vouch(&[
+        "batch",
+        "--batch-size",
+        &batch,
+        "--concurrency",
+        &batch_concurrency,
+        "--duration",
+        &secs,
+        "--warmup",
+        "1s",
+        "--payload-size",
+        &payload,
+        "--seed",
+        &seed,
+    ]);
+    assert_eq!(batches.errors, 0, "Vouch batch appends failed");
+    note("  raw write+fsync, a batch's frames per fdatasync");
+    let batch_bytes = workload::frames(drafts(&payloads, 0, args.batch_size));
+    let raw_batch = raw_rate(
+        dir,
+        "raw-b.log",
+        &batch_bytes,
+        args.batch_size as u64,
+        args.seconds,
+    );
+    note("  SQLite hash chain, one transaction per batch (WAL)");
+    let sqlite_batch = sqlite_rate(
+        dir,
+        "batch.db",
+        Journal::Wal,
+        &payloads,
+        args.batch_size,
+        args.seconds,
+    );
+    json!({
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "vouch_single_entries_per_second": single.entries_per_second,
+        "vouch_single_p50_us": single.latency_us.p50_us,
+        "vouch_single_p99_us": single.latency_us.p99_us,
+        "vouch_single_entries_per_group": single.engine.map(|e| e.entries_per_group),
+        "vouch_single_fsync_mean_us": single.engine.map(|e| e.fsync_mean_us),
+        "raw_single_entries_per_second": raw_single,
+        "raw_grouped_frames_per_fsync": group,
+        "raw_grouped_entries_per_second": raw_grouped,
+        "sqlite_wal_single_entries_per_second": sqlite_wal,
+        "sqlite_delete_single_entries_per_second": sqlite_delete,
+        "vouch_batch_entries_per_second": batches.entries_per_second,
+        "vouch_batch_p99_us": batches.latency_us.p99_us,
+        "raw_batch_entries_per_second": raw_batch,
+        "sqlite_wal_batch_entries_per_second": sqlite_batch,
+        "ratios": {
+            "vouch_single_over_sqlite_wal_single": single.entries_per_second / sqlite_wal,
+            "vouch_single_over_sqlite_delete_single": single.entries_per_second / sqlite_delete,
+            "vouch_single_over_raw_single": single.entries_per_second / raw_single,
+            "raw_grouped_over_vouch_single": raw_grouped / single.entries_per_second,
+            "vouch_batch_over_sqlite_wal_batch": batches.entries_per_second / sqlite_batch,
+            "raw_batch_over_vouch_batch": raw_batch / batches.entries_per_second,
+        },
+    })
+}
+
+const RATES: [(&str, &str); 10] = [
+    (
+        "vouch_single_entries_per_second",
+        "Vouch, single-entry appends (gRPC, group commit)",
+    ),
+    ("vouch_single_p99_us", "  its p99 latency (µs)"),
+    (
+        "vouch_single_entries_per_group",
+        "  entries per group commit",
+    ),
+    (
+        "raw_single_entries_per_second",
+        "raw write+fsync, 1 frame per fdatasync",
+    ),
+    (
+        "raw_grouped_entries_per_second",
+        "raw write+fsync, Vouch's group size per fdatasync",
+    ),
+    (
+        "sqlite_wal_single_entries_per_second",
+        "SQLite hash chain, 1 entry per transaction, WAL",
+    ),
+    (
+        "sqlite_delete_single_entries_per_second",
+        "SQLite hash chain, 1 entry per transaction, rollback journal",
+    ),
+    (
+        "vouch_batch_entries_per_second",
+        "Vouch, batches (gRPC AppendBatch)",
+    ),
+    (
+        "raw_batch_entries_per_second",
+        "raw write+fsync, a batch per fdatasync",
+    ),
+    (
+        "sqlite_wal_batch_entries_per_second",
+        "SQLite hash chain, a batch per transaction, WAL",
+    ),
+];
+
+const RATIOS: [(&str, &str, &str); 6] = [
+    (
+        "vouch_single_over_sqlite_wal_single",
+        "Vouch single / SQLite chain single (WAL)",
+        "≥ 20",
+    ),
+    (
+        "vouch_single_over_sqlite_delete_single",
+        "Vouch single / SQLite chain single (rollback journal)",
+        "≥ 20",
+    ),
+    (
+        "vouch_single_over_raw_single",
+        "Vouch single / raw, 1 frame per fdatasync",
+        "",
+    ),
+    (
+        "raw_grouped_over_vouch_single",
+        "raw, Vouch's group size / Vouch single",
+        "≤ 2",
+    ),
+    (
+        "vouch_batch_over_sqlite_wal_batch",
+        "Vouch batches / SQLite chain batches",
+        "",
+    ),
+    (
+        "raw_batch_over_vouch_batch",
+        "raw batches / Vouch batches",
+        "≤ 2",
+    ),
+];
+
+fn main() {
+    let args = Args::parse();
+    let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("vouch-baselines-")
+        .tempdir_in(&parent)
+        .expect("create the temporary directory");
+    let rounds: Vec<Value> = (0..args.rounds)
+        .map(|n| round(&args, tmp.path(), n))
+        .collect();
+    let series = |key: &str| -> Vec<f64> {
+        rounds
+            .iter()
+            .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let ratio_series = |key: &str| -> Vec<f64> {
+        rounds
+            .iter()
+            .map(|r| r["ratios"][key].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    let mut medians = serde_json::Map::new();
+    for (key, _) in RATES {
+        medians.insert(key.into(), json!(median(&series(key))));
+    }
+    let mut ratios = serde_json::Map::new();
+    for (key, _, _) in RATIOS {
+        ratios.insert(key.into(), json!(median(&ratio_series(key))));
+    }
+    let report = json!({
+        "setup": {
+            "rounds": args.rounds,
+            "seconds": args.seconds,
+            "concurrency": args.concurrency,
+            "batch_size": args.batch_size,
+            "batch_concurrency": args.batch_concurrency,
+            "payload_bytes": args.payload_size,
+            "cores": std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+            "vouch_version": env!("CARGO_PKG_VERSION"),
+        },
+        "medians": medians,
+        "ratios": ratios,
+        "rounds": rounds,
+    });
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return;
+    }
+    println!(
+        "baselines: {} rounds of {} s per measurement, {}-byte payloads, {} cores; medians",
+        args.rounds, args.seconds, args.payload_size, report["setup"]["cores"]
+    );
+    println!();
+    for (key, name) in RATES {
+        let per_round = series(key)
+            .iter()
+            .map(|v| format!("{v:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "  {name:<62} {:>10.0}   ({per_round})",
+            median(&series(key))
+        );
+    }
+    println!();
+    println!("ratios (median of the per-round ratios):");
+    for (key, name, target) in RATIOS {
+        let per_round = ratio_series(key)
+            .iter()
+            .map(|v| format!("{v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "  {name:<56} {:>7.2}  target {:<5} ({per_round})",
+            median(&ratio_series(key)),
+            if target.is_empty() { "-" } else { target }
+        );
+    }
+    let loads: Vec<String> = rounds
+        .iter()
+        .map(|r| format!("{}→{}", r["load_average_before"], r["load_average_after"]))
+        .collect();
+    println!();
+    println!("load average per round: {}", loads.join(", "));
+}
