@@ -145,6 +145,14 @@ pub struct LimitsConfig {
     pub max_open_streams: usize,
     /// The longest a unary call may take, in milliseconds (streams are not cut).
     pub request_timeout_ms: u64,
+    /// How long a new connection has to send the HTTP/2 connection preface (or, with TLS, its
+    /// first 24 bytes), in milliseconds, before it is closed.
+    pub handshake_timeout_ms: u64,
+    /// How often the server pings each idle connection (HTTP/2 PING; also the TCP keepalive
+    /// idle time), in milliseconds; 0 turns pings off.
+    pub keepalive_interval_ms: u64,
+    /// How long a ping may go unanswered before the connection is closed, in milliseconds.
+    pub keepalive_timeout_ms: u64,
 }
 
 /// The Prometheus metrics endpoint.
@@ -245,6 +253,9 @@ impl Default for LimitsConfig {
             max_concurrent_streams_per_connection: 256,
             max_open_streams: 256,
             request_timeout_ms: 60_000,
+            handshake_timeout_ms: 10_000,
+            keepalive_interval_ms: 60_000,
+            keepalive_timeout_ms: 20_000,
         }
     }
 }
@@ -542,6 +553,15 @@ impl Config {
         }
         if l.request_timeout_ms == 0 {
             return Err(invalid("limits.request_timeout_ms", "must be at least 1"));
+        }
+        if l.handshake_timeout_ms == 0 {
+            return Err(invalid("limits.handshake_timeout_ms", "must be at least 1"));
+        }
+        if l.keepalive_interval_ms > 0 && l.keepalive_timeout_ms == 0 {
+            return Err(invalid(
+                "limits.keepalive_timeout_ms",
+                "must be at least 1 while limits.keepalive_interval_ms is not 0",
+            ));
         }
         Ok(())
     }

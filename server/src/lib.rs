@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod convert;
 pub mod keys;
 pub mod logging;

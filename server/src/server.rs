@@ -242,6 +242,10 @@ pub async fn start_with_vfs(
         .max_decoding_message_size(config.limits.max_message_bytes)
         .max_encoding_message_size(usize::MAX);
 
+    // Idle connections are pinged (HTTP/2 and TCP keepalive); see `crate::connection` for
+    // connections that never finish their handshake.
+    let keepalive = (config.limits.keepalive_interval_ms > 0)
+        .then(|| Duration::from_millis(config.limits.keepalive_interval_ms));
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         builder = builder
@@ -251,6 +255,10 @@ pub async fn start_with_vfs(
     let router = builder
         .timeout(Duration::from_millis(config.limits.request_timeout_ms))
         .max_concurrent_streams(config.limits.max_concurrent_streams_per_connection)
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(Some(Duration::from_millis(
+            config.limits.keepalive_timeout_ms,
+        )))
         .tcp_nodelay(true)
         .layer(RpcLayer::new(
             auth,
@@ -263,7 +271,12 @@ pub async fn start_with_vfs(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let incoming = crate::connection::Incoming::new(
+        TcpIncoming::from(grpc_listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(keepalive),
+        Duration::from_millis(config.limits.handshake_timeout_ms),
+    );
     let mut grpc_stop = shutdown_rx.clone();
     let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
         let _ = grpc_stop.wait_for(|s| *s).await;

@@ -8,6 +8,8 @@ mod api;
 mod auth;
 #[path = "server/faults.rs"]
 mod faults;
+#[path = "server/hostile.rs"]
+mod hostile;
 #[path = "server/limits.rs"]
 mod limits;
 #[path = "server/operations.rs"]
