@@ -181,7 +181,9 @@ fn append_is_durable_by_default() {
     assert_eq!(e["durability"], "fsync");
     assert_eq!(e["durable"], true);
     assert_eq!(e["hash"], "blake3");
+    assert_eq!(e["leaf_hash_index"], true);
     assert_eq!(u(&e["concurrency"]), 4);
+    assert_eq!(u(&e["connections"]), 1);
     assert_eq!(u(&r["entries"]), 200);
     let g = &r["engine"];
     assert_eq!(u(&g["entries_appended"]), 200, "{g}");
@@ -190,8 +192,21 @@ fn append_is_durable_by_default() {
 
 #[test]
 fn batch_appends_batch_size_entries_per_call() {
-    let r = run_small("batch", &["--batch-size", "7", "--durability", "none"]);
+    let r = run_small(
+        "batch",
+        &[
+            "--batch-size",
+            "7",
+            "--durability",
+            "none",
+            "--no-leaf-hash-index",
+            "--connections",
+            "2",
+        ],
+    );
     check(&r, 200, 7);
+    assert_eq!(r["environment"]["leaf_hash_index"], false);
+    assert_eq!(u(&r["environment"]["connections"]), 2);
     assert_eq!(u(&r["entries"]), 1400);
     assert_eq!(r["environment"]["durable"], false);
     assert_eq!(u(&r["engine"]["entries_appended"]), 1400);
@@ -411,6 +426,7 @@ fn usage_errors_exit_with_2() {
             "none",
         ],
         &["bench", "--batch-size", "0"],
+        &["bench", "--connections", "0"],
         &["bench", "shuffle"],
     ] {
         let out = vouch(args);

@@ -62,9 +62,9 @@ pub struct BenchArgs {
     /// Calls in flight at once (one task each).
     #[arg(long, short = 'c', default_value_t = 64, value_name = "N")]
     pub concurrency: usize,
-    /// HTTP/2 connections the calls share (default: one per 16 concurrent calls).
-    #[arg(long, value_name = "N")]
-    pub connections: Option<usize>,
+    /// HTTP/2 connections the calls share, round robin (at most --concurrency).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub connections: usize,
     /// How long to measure (`10s`, `500ms`, `2m`; a bare number is seconds). Without it and
     /// without --requests: 10 s.
     #[arg(long, short = 'd', value_parser = parse_duration, value_name = "TIME")]
@@ -91,6 +91,11 @@ pub struct BenchArgs {
     /// labelled as such in the output. A remote server keeps its own.
     #[arg(long, value_enum, value_name = "MODE")]
     pub durability: Option<DurabilityArg>,
+    /// Create the ledger without the leaf-hash index (the embedded server's ledger, or a
+    /// remote ledger that `vouch bench` creates): appends skip its sled updates, and proofs
+    /// by leaf hash are refused.
+    #[arg(long)]
+    pub no_leaf_hash_index: bool,
     /// Entries the ledger should hold before proof workloads start (appended if it holds
     /// fewer).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
@@ -161,6 +166,7 @@ struct Plan {
     hash: HashName,
     durability: DurabilityMode,
     prefill: u64,
+    leaf_hash_index: bool,
     remote: Option<String>,
     ledger: String,
     seed: u64,
@@ -195,10 +201,10 @@ impl Plan {
                     .into(),
             ));
         }
-        let connections = args
-            .connections
-            .unwrap_or_else(|| args.concurrency.div_ceil(16))
-            .clamp(1, args.concurrency);
+        if args.connections == 0 {
+            return Err(usage("--connections must be at least 1".into()));
+        }
+        let connections = args.connections.min(args.concurrency);
         let duration = match (args.duration, args.requests) {
             (None, None) => Some(DEFAULT_DURATION),
             (d, _) => d,
@@ -230,6 +236,7 @@ impl Plan {
                 Some(DurabilityArg::None) => DurabilityMode::None,
             },
             prefill: args.prefill,
+            leaf_hash_index: !args.no_leaf_hash_index,
             remote: remote.then(|| global.server.clone()),
             ledger: global
                 .ledger
@@ -309,6 +316,7 @@ async fn start_embedded(plan: &Plan) -> anyhow::Result<Embedded> {
     config.storage.durability = plan.durability;
     config.default_hash = plan.hash;
     config.default_ledger.clone_from(&plan.ledger);
+    config.storage.leaf_hash_index = plan.leaf_hash_index;
     config.shutdown_grace_ms = 5_000;
     let server = crate::server::start(config)
         .await
@@ -386,6 +394,7 @@ async fn ledger_info(c: &mut Clients, plan: &Plan, url: &str) -> anyhow::Result<
                 .create_ledger(pb::CreateLedgerRequest {
                     name: plan.ledger.clone(),
                     hash: hash.into(),
+                    disable_leaf_hash_index: !plan.leaf_hash_index,
                     ..Default::default()
                 })
                 .await
@@ -848,6 +857,7 @@ async fn measure(
         url: url.to_owned(),
         ledger: plan.ledger.clone(),
         hash: hash_name(info.hash).to_owned(),
+        leaf_hash_index: info.leaf_hash_index,
         durable: durability == "fsync",
         durability,
         workload: plan.workload.name(),

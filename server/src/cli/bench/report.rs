@@ -275,6 +275,8 @@ pub struct Environment {
     pub ledger: String,
     /// Its hash function.
     pub hash: String,
+    /// Whether it indexes entries by leaf hash (a sled update per appended entry).
+    pub leaf_hash_index: bool,
     /// Its durability mode as the server reports it (`fsync`, `interval (10 ms)`, `none ...`).
     pub durability: String,
     /// Whether acknowledged appends were synced to disk first (`fsync` durability).
@@ -528,8 +530,17 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "  server:     {} {} ledger {:?} ({}, durability {})",
-            e.server, e.url, e.ledger, e.hash, e.durability
+            "  server:     {} {} ledger {:?} ({}, durability {}{})",
+            e.server,
+            e.url,
+            e.ledger,
+            e.hash,
+            e.durability,
+            if e.leaf_hash_index {
+                ""
+            } else {
+                ", no leaf-hash index"
+            }
         );
         let _ = writeln!(
             out,
@@ -668,6 +679,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             ledger: "bench".into(),
             hash: "blake3".into(),
+            leaf_hash_index: true,
             durability: "none (UNSAFE)".into(),
             durable: false,
             workload: "mix",
