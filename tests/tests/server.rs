@@ -18,6 +18,8 @@ mod operations;
 mod pack;
 #[path = "server/policy.rs"]
 mod policy;
+#[path = "server/raw.rs"]
+mod raw;
 /// The storage suite's fault-injecting file system, which the server can write through.
 #[path = "../../storage/tests/support/mod.rs"]
 mod storage_support;

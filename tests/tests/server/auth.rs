@@ -1,5 +1,8 @@
 //! Bearer tokens and roles, for every RPC: missing, unknown and under-privileged tokens.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use tonic::{Code, Status};
 use vouch_server::auth::{Role, generate_token, hash_token};
 use vouch_server::client::Client;
@@ -7,6 +10,7 @@ use vouch_server::config::TokenConfig;
 use vouch_server::proto::v1 as pb;
 use vouch_server::proto::v1::get_inclusion_proof_request::Target;
 
+use crate::raw::{every_method, frame, raw_call};
 use crate::support::{append, client, config, entry, serve};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,4 +213,107 @@ async fn no_tokens_on_an_open_address_is_a_start_error() {
     let e = vouch_server::server::start(cfg).await.unwrap_err();
     assert!(e.to_string().contains("not a loopback address"), "{e}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+/// The roles `docs/api.md` gives each RPC, by method name: the line starting `Role:` under
+/// the RPC's heading, such as `Role: any.` or ``Role: `writer` or `admin`.``.
+fn documented_roles() -> BTreeMap<String, Vec<Role>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut roles = BTreeMap::new();
+    let mut heading: Option<&str> = None;
+    for line in text.lines() {
+        if let Some(h) = line
+            .strip_prefix("#### ")
+            .or_else(|| line.strip_prefix("### "))
+        {
+            heading = Some(h.trim());
+        } else if let (Some(rpc), Some(rest)) = (heading, line.strip_prefix("Role: ")) {
+            let allowed = if rest.starts_with("any") {
+                Role::ALL.to_vec()
+            } else {
+                Role::ALL
+                    .into_iter()
+                    .filter(|r| rest.contains(&format!("`{r}`")))
+                    .collect()
+            };
+            assert!(!allowed.is_empty(), "docs/api.md: {rpc}: {line}");
+            roles.insert(rpc.to_owned(), allowed);
+            heading = None;
+        }
+    }
+    roles
+}
+
+/// Every method of every service the server serves (read from the descriptors, so a new RPC
+/// is in this test the moment it exists), called over raw HTTP/2 with an empty request: with
+/// no token, an unknown one and malformed headers it is `UNAUTHENTICATED`; with each role's
+/// token it is refused with `PERMISSION_DENIED` exactly when `docs/api.md` does not give that
+/// role the RPC; health and reflection need no token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_method_of_every_service_checks_tokens_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        let token = generate_token().unwrap();
+        cfg.tokens.push(TokenConfig {
+            name: format!("{role}-token"),
+            role,
+            sha256: hash_token(&token),
+        });
+        tokens.push((role, token));
+    }
+    let server = serve(cfg).await;
+    let addr = server.grpc_addr;
+    let documented = documented_roles();
+    let mut checked = 0;
+    for (path, _) in every_method() {
+        let refused = |code: Option<Code>| {
+            matches!(code, Some(Code::Unauthenticated | Code::PermissionDenied))
+        };
+        if path.starts_with("/grpc.") {
+            let (code, message) = raw_call(addr, &path, frame(&[]), None, true).await;
+            assert!(!refused(code), "{path} is public: {code:?} {message}");
+            continue;
+        }
+        let method = path.rsplit('/').next().unwrap();
+        let roles = documented
+            .get(method)
+            .unwrap_or_else(|| panic!("docs/api.md gives no `Role:` line for {path}"));
+        for (header, what) in [
+            (None, "no token"),
+            (
+                Some("Bearer vch_not-a-configured-token"),
+                "an unknown token",
+            ),
+            (Some("Bearer "), "an empty token"),
+            (Some("Basic dXNlcjpwYXNz"), "another scheme"),
+        ] {
+            let (code, message) = raw_call(addr, &path, frame(&[]), header, true).await;
+            assert_eq!(
+                code,
+                Some(Code::Unauthenticated),
+                "{path}, {what}: {message}"
+            );
+        }
+        for (role, token) in &tokens {
+            let header = format!("Bearer {token}");
+            let (code, message) = raw_call(addr, &path, frame(&[]), Some(&header), true).await;
+            if roles.contains(role) {
+                assert!(!refused(code), "{path} as {role}: {code:?} {message}");
+            } else {
+                assert_eq!(
+                    code,
+                    Some(Code::PermissionDenied),
+                    "{path} as {role}: {message}"
+                );
+                assert!(message.contains(&format!("has role {role}")), "{message}");
+                assert!(!message.contains(token.as_str()), "{message}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 23, "{checked} vouch.v1 RPCs");
+    server.shutdown().await.unwrap();
 }

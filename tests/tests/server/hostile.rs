@@ -5,17 +5,15 @@
 //! In every case the server answers the offending call with an error (or closes the offending
 //! connection), and goes on serving a well-behaved client on the same server.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use prost::Message as _;
 use tonic::Code;
 use tonic::codegen::Bytes;
-use tonic::codegen::http;
 use vouch_server::proto::v1 as pb;
 use vouch_server::server::RunningServer;
 
 use crate::policy::{HRP_NAME, decide, hrp_bundle, hrp_request, policy, publish};
+use crate::raw::{every_method, frame, raw_call};
 use crate::support::{append, assert_status, client, config, entry, serve};
 
 /// One well-behaved round trip: an append that waits for its checkpoint, and a read.
@@ -87,6 +85,8 @@ async fn oversized_messages_and_huge_batches_are_refused_naming_the_limit() {
         server.grpc_addr,
         "/vouch.v1.LedgerService/Append",
         Bytes::from_static(&[0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]),
+        None,
+        false,
     )
     .await;
     assert_eq!(code, Some(Code::ResourceExhausted), "{message}");
@@ -472,106 +472,6 @@ async fn thousands_of_idle_connections_do_not_stop_a_normal_client_and_are_close
 // ---------------------------------------------------------------------------------------------
 // Malformed frames and protobuf bytes over raw HTTP/2.
 
-/// Sends one gRPC call with `body` as its raw request body (frames included) and returns the
-/// gRPC status code and message, or `None` for a call that got no gRPC status.
-async fn raw_call(addr: SocketAddr, path: &str, body: Bytes) -> (Option<Code>, String) {
-    let call = async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (send, conn) = h2::client::handshake(tcp).await.unwrap();
-        tokio::spawn(conn);
-        let mut send = send.ready().await.unwrap();
-        let request = http::Request::builder()
-            .method("POST")
-            .uri(format!("http://{addr}{path}"))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .unwrap();
-        let (response, mut stream) = send.send_request(request, false).unwrap();
-        stream.send_data(body, true).unwrap();
-        let response = response.await.unwrap();
-        let (parts, mut body) = response.into_parts();
-        let status_of = |headers: &http::HeaderMap| {
-            headers.get("grpc-status").map(|v| {
-                let code = Code::from_bytes(v.as_bytes());
-                let message = headers
-                    .get("grpc-message")
-                    .map(|m| percent_decode(m.to_str().unwrap_or_default()))
-                    .unwrap_or_default();
-                (Some(code), message)
-            })
-        };
-        if let Some(status) = status_of(&parts.headers) {
-            return status;
-        }
-        while let Some(data) = body.data().await {
-            let data = data.unwrap();
-            let _ = body.flow_control().release_capacity(data.len());
-        }
-        match body.trailers().await.unwrap() {
-            Some(trailers) => {
-                status_of(&trailers).unwrap_or((None, format!("trailers {trailers:?}")))
-            }
-            None => (None, format!("HTTP {}", parts.status)),
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), call)
-        .await
-        .expect("the server answers a malformed call")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(Ok(b)) = s.get(i + 1..i + 3).map(|h| u8::from_str_radix(h, 16))
-        {
-            out.push(b);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A gRPC frame: uncompressed, with its length.
-fn frame(message: &[u8]) -> Bytes {
-    let mut out = vec![0u8];
-    out.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
-    out.extend_from_slice(message);
-    out.into()
-}
-
-/// Every method of every service the server serves, as `/package.Service/Method`, and whether
-/// its requests are a stream.
-fn every_method() -> Vec<(String, bool)> {
-    let mut out = Vec::new();
-    for set in [
-        vouch_server::proto::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ] {
-        let fds = prost_types::FileDescriptorSet::decode(set).unwrap();
-        for file in &fds.file {
-            for svc in &file.service {
-                for m in &svc.method {
-                    out.push((
-                        format!("/{}.{}/{}", file.package(), svc.name(), m.name()),
-                        m.client_streaming(),
-                    ));
-                }
-            }
-        }
-    }
-    assert!(out.len() >= 27, "{out:?}");
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_frames_and_protobuf_bytes_are_refused_on_every_method() {
     let dir = tempfile::tempdir().unwrap();
@@ -605,7 +505,7 @@ async fn malformed_frames_and_protobuf_bytes_are_refused_on_every_method() {
     ];
     for (path, streaming) in every_method() {
         for bytes in not_protobuf {
-            let (code, message) = raw_call(addr, &path, frame(bytes)).await;
+            let (code, message) = raw_call(addr, &path, frame(bytes), None, false).await;
             // Reflection, the only service with streamed requests, ends its stream quietly
             // on a request it cannot decode.
             let expected = if streaming {
@@ -619,7 +519,7 @@ async fn malformed_frames_and_protobuf_bytes_are_refused_on_every_method() {
             assert!(expected, "{path} with {bytes:?}: {code:?} {message}");
         }
         for (what, body) in &bad_frames {
-            let (code, message) = raw_call(addr, &path, body.clone()).await;
+            let (code, message) = raw_call(addr, &path, body.clone(), None, false).await;
             assert!(
                 code.is_some_and(|c| c != Code::Ok) || streaming,
                 "{path} with {what}: {code:?} {message}"
