@@ -12,6 +12,8 @@ mod faults;
 mod hostile;
 #[path = "server/limits.rs"]
 mod limits;
+#[path = "server/nomutation.rs"]
+mod nomutation;
 #[path = "server/operations.rs"]
 mod operations;
 #[path = "server/pack.rs"]
