@@ -12,6 +12,9 @@
 //!   open a network connection;
 //! - `policy`, `decide`, `override`, `exception`, `replay`, `decisions` ([`policy`]): calls
 //!   to the policy service;
+//! - `export-pack` and `verify-pack` ([`pack`]): a decision's proof pack, fetched from a
+//!   server and verified offline;
+//! - `monitor` ([`monitor`]): follows a server's checkpoints and alerts on a rollback or fork;
 //! - `keygen` and `token` ([`keygen`]): signing keys and bearer tokens;
 //! - `bench` ([`bench`]): the load generator, against an embedded or a running server.
 
@@ -44,7 +47,8 @@ Exit codes:
   3  connection: the server cannot be reached
   4  verification failed: a proof, checkpoint, signature, proof file or ledger file
   5  the server refused the request (not found, invalid argument, permission denied, ...)
-  6  the decision is BLOCK (decide, policy evaluate)";
+  6  the decision is BLOCK (decide, policy evaluate)
+  7  inconsistent: a log that contradicts what was verified before (monitor: rollback, fork)";
 
 /// Vouch: an append-only ledger with Merkle proofs and signed checkpoints.
 #[derive(Debug, Parser)]
