@@ -326,15 +326,20 @@ pub fn bundle_yaml() -> String {
     y
 }
 
-/// Release request number `i` of the run with `nonce`: environment, service, repository,
-/// risk and approvals vary with `i` so that different policies match and the outcomes mix,
-/// and the subject and ticket carry the nonce and `i`, so that no two requests are equal
-/// (every call records a new decision, in this run and the next).
+/// Release request number `i` of the run with `nonce`.
+///
+/// Requests come in threes, one artifact each: `3g`, `3g + 1` and `3g + 2` promote artifact
+/// `g` (its own version and digest) to dev, staging and production, so that the promotion
+/// history the server looks up for a request holds at most the artifact's earlier stages,
+/// as in a real pipeline where every release has a new version. Repository, service, risk
+/// and approvals vary with `g` so that different policies match and the outcomes mix. The
+/// subject and ticket carry the nonce and `i`, so no two requests are equal and every call
+/// records a new decision, in this run and the next.
 pub fn decide_request(nonce: u64, i: u64) -> String {
-    let i_us = usize::try_from(i % 1_000_000).unwrap_or(0);
-    let environment = ["production", "staging", "dev"][i_us % 3];
-    let risk = ["low", "medium", "high", "critical"][(i_us / 3) % 4];
-    let approvals = match (i_us / 12) % 4 {
+    let g = usize::try_from((i / 3) % 1_000_000).unwrap_or(0);
+    let environment = ["dev", "staging", "production"][usize::try_from(i % 3).unwrap_or(0)];
+    let risk = ["low", "medium", "high", "critical"][g % 4];
+    let approvals = match (g / 4) % 4 {
         0 => "",
         1 => {
             r#"{"approver": "sam", "roles": ["Security"], "kind": "production", "at": "2025-06-03T08:00:00Z", "rationale": "ok"}"#
@@ -345,6 +350,7 @@ pub fn decide_request(nonce: u64, i: u64) -> String {
                {"approver": "rm", "roles": ["ReleaseManager"], "kind": "production", "at": "2025-06-03T08:20:00Z", "rationale": "go"}"#
         }
     };
+    let g = i / 3;
     format!(
         r#"{{"subject": "CHG-{nonce:016x}-{i}", "environment": "{environment}", "transition": "staging->production",
   "repository": "acme/team-{}/api", "branch": "main", "service": "svc-{}", "risk": "{risk}",
@@ -352,11 +358,11 @@ pub fn decide_request(nonce: u64, i: u64) -> String {
   "approvals": [{approvals}],
   "evidence": {{"ticket": "ABC-{i}", "rollback_plan": "revert", "test_evidence": "https://ci/{i}", "critical_findings": 0}},
   "checks": {{"lint": {{"status": "passed"}}, "unit-test": {{"status": "passed"}}, "dast": {{"status": "na", "rationale": "internal"}}}},
-  "artifact": {{"version": "1.{}.0", "commit": "abc", "digest": "sha256:01"}},
+  "artifact": {{"version": "{}.{g}.0", "commit": "c{g:x}", "digest": "sha256:{nonce:016x}{g:016x}"}},
   "now": "2025-06-03T10:00:00Z"}}"#,
-        i_us % 10,
-        i_us % 25,
-        i_us % 50
+        g % 10,
+        g % 25,
+        nonce % 100_000
     )
 }
 
@@ -426,8 +432,18 @@ mod tests {
         let c: serde_json::Value = serde_json::from_str(&decide_request(2, 0)).unwrap();
         assert_ne!(a, b);
         assert_ne!(a, c);
-        assert_eq!(a["environment"], "production");
+        assert_eq!(a["environment"], "dev");
         assert_eq!(b["environment"], "staging");
+        assert_eq!(
+            a["artifact"], b["artifact"],
+            "one artifact per three requests"
+        );
+        let d: serde_json::Value = serde_json::from_str(&decide_request(1, 3)).unwrap();
+        assert_ne!(a["artifact"]["version"], d["artifact"]["version"]);
+        assert_ne!(
+            c["artifact"]["digest"], a["artifact"]["digest"],
+            "another run"
+        );
     }
 
     #[test]
@@ -435,9 +451,16 @@ mod tests {
         let source =
             vouch_query::SourceBundle::parse(&bundle_yaml(), vouch_query::Format::Yaml).unwrap();
         let compiled = vouch_query::compile(&source).unwrap();
-        let request = vouch_query::Request::from_json(decide_request(3, 0).as_bytes()).unwrap();
-        let evaluation = vouch_query::evaluate(&compiled, &request);
-        assert!(!evaluation.matched_policies.is_empty());
+        let mut outcomes = std::collections::BTreeSet::new();
+        for i in 0..60 {
+            let request = vouch_query::Request::from_json(decide_request(3, i).as_bytes()).unwrap();
+            let evaluation = vouch_query::evaluate(&compiled, &request);
+            outcomes.insert(format!("{:?}", evaluation.outcome));
+        }
+        assert!(
+            outcomes.len() >= 2,
+            "the requests do not mix outcomes: {outcomes:?}"
+        );
         let ids = bundle_yaml()
             .lines()
             .filter(|l| l.starts_with("  - id: "))
