@@ -632,6 +632,47 @@ fn malformed_documents_are_refused_with_the_member_named() {
     );
 }
 
+/// A `request` holding a floating-point number used to be read: `serde_json` reads
+/// `2.2790121708605243e+274` as a float whose shortest text reads back as another float, so the
+/// pack written back with `to_json` parsed to a different pack. Canonical JSON has only
+/// integers, so such a request is refused, and integers still round trip.
+#[test]
+fn a_request_with_a_number_that_is_not_an_integer_is_refused() {
+    let s = scenario();
+    let text = anchored(&s).to_json();
+    let with_request = |request: &str| {
+        let start = text.find("\n  \"request\": ").unwrap() + "\n  \"request\": ".len();
+        let end = start + text[start..].find(",\n  \"decision\"").unwrap();
+        format!("{}{request}{}", &text[..start], &text[end..])
+    };
+    for number in [
+        "2.2790121708605243e+274",
+        "1.5",
+        "1.0",
+        "1e2",
+        "-0",
+        "18446744073709551616",
+        "-9223372036854775809",
+    ] {
+        for request in [
+            format!("{{\"n\": {number}}}"),
+            format!("{{\"a\": [{{\"b\": [1, {number}]}}]}}"),
+        ] {
+            let e = ProofPack::parse(with_request(&request).as_bytes()).unwrap_err();
+            assert_eq!(e.field(), Some("request"), "{request}: {e}");
+            assert!(e.to_string().contains("not an integer"), "{e}");
+        }
+    }
+    for request in [
+        "{\"n\": 18446744073709551615}",
+        "{\"n\": -9223372036854775808, \"m\": [0, -1]}",
+    ] {
+        let parsed = ProofPack::parse(with_request(request).as_bytes()).unwrap();
+        let written = parsed.to_json();
+        assert_eq!(ProofPack::parse(written.as_bytes()).unwrap(), parsed);
+    }
+}
+
 /// Picks one entry of a pack.
 type EntryOf = Box<dyn Fn(&mut ProofPack) -> &mut vouch_query::pack::PackEntry>;
 

@@ -194,6 +194,20 @@ impl Json {
         }
     }
 
+    /// Whether the value holds a number that `serde_json` read as a floating-point number: one
+    /// written with a fraction or an exponent, or an integer outside the `i64` and `u64`
+    /// ranges. Canonical JSON has no such numbers (`docs/policy.md`), and one would not read
+    /// back as itself after writing: `serde_json`'s default float parsing is not correctly
+    /// rounded, so the shortest text written for a float may read as a neighbouring float.
+    fn has_non_integer(&self) -> bool {
+        match self {
+            Json::Number(n) => !(n.is_u64() || n.is_i64()),
+            Json::Array(items) => items.iter().any(Json::has_non_integer),
+            Json::Object(members) => members.iter().any(|(_, v)| v.has_non_integer()),
+            Json::Null | Json::Bool(_) | Json::String(_) => false,
+        }
+    }
+
     fn into_value(self) -> Value {
         match self {
             Json::Null => Value::Null,
@@ -456,6 +470,12 @@ impl ProofPack {
             ));
         }
         let request = match o.take("request")? {
+            Json::Object(members) if members.iter().any(|(_, v)| v.has_non_integer()) => {
+                return Err(invalid(
+                    "request",
+                    "holds a number that is not an integer from -9223372036854775808 to 18446744073709551615; canonical JSON has no other numbers",
+                ));
+            }
             Json::Object(members) => {
                 let mut bytes = Vec::new();
                 canonical::write_value(&mut bytes, &Json::Object(members).into_value());
