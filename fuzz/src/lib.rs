@@ -311,3 +311,149 @@ pub mod recovery {
             .clone()
     }
 }
+
+/// The small policy ledger whose decisions `proof_pack` and its seeds export as proof packs,
+/// signed with [`log_signer`] and built the same way every time (fixed clock, fixed inputs),
+/// so the committed seeds match it byte for byte.
+pub mod proof_pack {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use vouch_ledger_core::HashAlg;
+    use vouch_ledger_core::entry::{EntryDraft, EntryKind};
+    use vouch_query::pack::ProofPack;
+    use vouch_query::{BundleRef, DecideOptions, DecisionRef, Format, Governance, GovernanceTerms};
+    use vouch_storage::{
+        CheckpointCadence, Clock, DataDir, Durability, LedgerConfig, LedgerOptions,
+    };
+
+    use crate::{LOG_ORIGIN, log_signer, scratch_dir};
+
+    const BUNDLE: &str = include_str!("../../examples/policies/high-risk-production/bundle.yaml");
+    const BLOCKED: &str = include_str!(
+        "../../examples/policies/high-risk-production/requests/block-one-approval.json"
+    );
+    const ALLOWED: &str =
+        include_str!("../../examples/policies/high-risk-production/requests/allow-low-risk.json");
+    const BUNDLE_NAME: &str = "high-risk-production-release";
+
+    /// Every entry of the ledger has this timestamp.
+    #[derive(Debug)]
+    struct FixedClock;
+
+    impl Clock for FixedClock {
+        fn now_unix_ns(&self) -> u64 {
+            1_750_000_000_000_000_000
+        }
+    }
+
+    fn exception(id: &str) -> String {
+        format!(
+            r#"{{"id": "{id}", "policy": "high-risk-production", "requirements": ["approvals"], "kind": "temporary", "owner_role": "EngineeringManager", "scope": {{"repository": ["acme/payments"]}}, "expires_at": "2025-06-04T12:00:00Z", "remediation_plan": "second reviewer back on Monday", "author": "alice", "approvers": [{{"approver": "erin", "roles": ["EngineeringManager"]}}]}}"#
+        )
+    }
+
+    fn override_request(decision: &str, key: &str, approver: &str) -> String {
+        format!(
+            r#"{{"decision": "{decision}", "requester": "rita", "approver": "{approver}", "approver_roles": ["ReleaseManager"], "justification": "incident INC-88", "expires_at": "2025-06-03T20:00:00Z", "idempotency_key": "{key}", "now": "2025-06-03T10:05:00Z"}}"#
+        )
+    }
+
+    /// The packs exported from the ledger.
+    #[derive(Debug, Clone)]
+    pub struct Packs {
+        /// The blocked decision (two exceptions, a granted and a denied override) anchored at
+        /// the checkpoint signed right after its overrides, with a consistency proof to the
+        /// latest checkpoint.
+        pub anchored: ProofPack,
+        /// The same decision anchored at the latest checkpoint (empty consistency proof).
+        pub latest: ProofPack,
+        /// A later, allowed decision without exceptions, with a denied override.
+        pub allowed: ProofPack,
+    }
+
+    /// Builds the ledger in a scratch directory (removed again) and exports its packs: a
+    /// bundle, two exceptions, a blocked decision that saw them, a granted and a denied
+    /// override of it, a checkpoint, an allowed decision with a denied override, five plain
+    /// records and a later checkpoint.
+    ///
+    /// # Panics
+    ///
+    /// If the ledger cannot be built or a pack cannot be exported.
+    pub fn packs() -> Packs {
+        let scratch = scratch_dir("pack");
+        let data = DataDir::open(scratch.path()).expect("data dir");
+        let config = LedgerConfig {
+            hash: HashAlg::Sha256,
+            origin: LOG_ORIGIN.into(),
+            leaf_hash_index: true,
+        };
+        data.create_ledger("pack", &config, &log_signer().verifier(), 0)
+            .expect("create");
+        let options = LedgerOptions {
+            durability: Durability::NoneUnsafe,
+            checkpoints: CheckpointCadence {
+                every_entries: None,
+                every: None,
+            },
+            head_interval: Duration::from_secs(3600),
+            extractor: Arc::new(GovernanceTerms),
+            clock: Arc::new(FixedClock),
+            ..LedgerOptions::default()
+        };
+        let ledger = Arc::new(
+            data.open_ledger("pack", log_signer(), options)
+                .expect("open"),
+        );
+        let gov = Governance::new(ledger.clone());
+        gov.publish(BUNDLE, Format::Yaml, false).expect("publish");
+        for id in ["EXC-2", "EXC-1"] {
+            gov.record_exception(exception(id).as_bytes(), false)
+                .expect("exception");
+        }
+        let bundle = BundleRef::Name(BUNDLE_NAME.into());
+        let blocked = gov
+            .decide(&bundle, BLOCKED.as_bytes(), &DecideOptions::default())
+            .expect("decide");
+        for (key, approver) in [("ovr-1", "rm-rosa"), ("ovr-2", "rita")] {
+            gov.record_override(
+                override_request(&blocked.id, key, approver).as_bytes(),
+                false,
+            )
+            .expect("override");
+        }
+        let first = ledger.checkpoint_now().expect("checkpoint").size();
+        let allowed = gov
+            .decide(&bundle, ALLOWED.as_bytes(), &DecideOptions::default())
+            .expect("decide");
+        gov.record_override(
+            override_request(&allowed.id, "ovr-3", "rm-rosa").as_bytes(),
+            false,
+        )
+        .expect("override");
+        for i in 0..5 {
+            let draft = EntryDraft::new(
+                EntryKind::Record,
+                None,
+                "text/plain".into(),
+                format!("record {i}").into_bytes(),
+            )
+            .expect("valid draft");
+            ledger.append(draft).expect("append");
+        }
+        ledger.checkpoint_now().expect("checkpoint");
+        let export = |id: &str, anchor| {
+            gov.export_pack(&DecisionRef::Id(id.to_owned()), anchor)
+                .expect("export")
+                .pack
+        };
+        let packs = Packs {
+            anchored: export(&blocked.id, Some(first)),
+            latest: export(&blocked.id, None),
+            allowed: export(&allowed.id, None),
+        };
+        drop(gov);
+        ledger.close();
+        packs
+    }
+}

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use vouch_fuzz::proof_pack;
 use vouch_fuzz::recovery::{self, LEDGER};
 use vouch_fuzz::{LOG_ORIGIN, log_signer, push_bytes, rotated_signer, scratch_dir};
 use vouch_ledger_core::checkpoint::Checkpoint;
@@ -242,6 +243,27 @@ fn proof_file_seeds(c: &mut Corpus, sample: &Sample) {
     seeds.push(("inclusion".into(), inclusion.to_json().into_bytes()));
     seeds.push(("consistency".into(), consistency.to_json().into_bytes()));
     seeds.push(("checkpoint".into(), checkpoint.to_json().into_bytes()));
+}
+
+fn proof_pack_seeds(c: &mut Corpus) {
+    let packs = proof_pack::packs();
+    let seeds = c.entry("proof_pack").or_default();
+    // Documents: the whole input, verifying against the fixed log key.
+    seeds.push(("anchored".into(), packs.anchored.to_json().into_bytes()));
+    seeds.push(("latest".into(), packs.latest.to_json().into_bytes()));
+    seeds.push(("allowed".into(), packs.allowed.to_json().into_bytes()));
+    // Mode 0: a genuine pack (0 anchored, 1 latest, 2 allowed) and changes to it.
+    seeds.push(("genuine".into(), vec![0, 0]));
+    // Remove override 0; the latest checkpoint replaced by the pack's own: still verifies.
+    seeds.push(("fewer-overrides".into(), vec![0, 0, 1, 0, 8, 1]));
+    // Flip a byte of the decision's leaf and recompute its leaf hash.
+    seeds.push(("rehashed-leaf".into(), vec![0, 0, 6, 0, 40, 0, 2, 1]));
+    // The bundle entry taken from another pack, then renumbered.
+    seeds.push(("spliced-bundle".into(), vec![0, 2, 16, 0, 2, 1, 1, 5, 1, 1]));
+    // The request replaced by JSON with a number that is not an integer: refused.
+    let mut float = vec![0, 1, 14, 1];
+    push_bytes(&mut float, br#"{"n":2.2790121708605243e+274}"#);
+    seeds.push(("float-request".into(), float));
 }
 
 fn examples() -> PathBuf {
@@ -505,6 +527,7 @@ fn corpus() -> Corpus {
     note_seeds(&mut c, &sample);
     proof_seeds(&mut c, &sample);
     proof_file_seeds(&mut c, &sample);
+    proof_pack_seeds(&mut c);
     policy_seeds(&mut c);
     recovery_seeds(&mut c);
     grpc_seeds(&mut c);
