@@ -53,8 +53,22 @@ const PREFILL_IN_FLIGHT: usize = 4;
 /// A run in which no call completes for this long is stopped with an error.
 const STALL: Duration = Duration::from_secs(30);
 
+/// What `vouch bench --help` adds below the options.
+const AFTER_HELP: &str = "\
+Without --server, vouch bench starts an embedded server on 127.0.0.1 with a temporary data
+directory, removed at the end, so one command measures a machine. With --server it calls
+that server (--token, TLS flags) and writes to ledger `bench` unless --ledger names another,
+creating it with --hash if missing; the entries it appends stay there.
+
+Examples:
+  vouch bench                                    64 concurrent appends for 10 s, fsync
+  vouch bench batch --batch-size 1000 -c 4       batches of 1,000
+  vouch bench inclusion --json                   proofs, JSON report
+  vouch bench mix --mix append=70,inclusion=20,decide=10 --plot mix.svg";
+
 /// `vouch bench`.
 #[derive(Debug, Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct BenchArgs {
     /// What to call.
     #[arg(value_enum, default_value_t = Workload::Append)]
