@@ -292,7 +292,7 @@ fn change(pack: &mut ProofPack, r: &mut ByteReader<'_>) {
         }
         4 => {
             let pick = r.u8();
-            if r.u8() % 2 == 0 && !pack.exceptions.is_empty() {
+            if r.u8().is_multiple_of(2) && !pack.exceptions.is_empty() {
                 let e = pack
                     .exceptions
                     .remove(usize::from(pick) % pack.exceptions.len());
@@ -388,7 +388,7 @@ fn change(pack: &mut ProofPack, r: &mut ByteReader<'_>) {
             _ => pack.origin.clear(),
         },
         14 => {
-            if r.u8() % 2 == 0 {
+            if r.u8().is_multiple_of(2) {
                 let (at, mask) = (r.u16(), r.u8());
                 flip(&mut pack.request, at, mask);
             } else {
