@@ -1,7 +1,7 @@
 //! Shared fixtures of the fuzz targets: the fixed test keys and small helpers.
 //!
 //! Every target is a binary in `fuzz_targets/`; this library holds what more than one of them
-//! needs, so that a seed generator (`src/bin/make_seeds.rs`) and the targets agree on keys.
+//! needs, so that the seed builder (`tests/seeds.rs`) and the targets agree on keys and inputs.
 
 use vouch_ledger_core::note::{Signer, Verifier, Verifiers};
 
