@@ -1,15 +1,18 @@
 //! `baselines`: Vouch's durable appends through the gRPC API next to the systems they are
-//! judged against, measured in the same process, in the same run, on the same disk and with
-//! the same payloads, round after round so that every ratio compares neighbours.
+//! judged against, measured in the same process, on the same disk and with the same payloads,
+//! in short interleaved slices so that every ratio compares measurements seconds apart.
 //!
-//! Each round measures, in this order:
+//! It starts one server (`vouch_server::server::start`, `fsync` durability, the default
+//! configuration with the leaf-hash index, a temporary data directory) and opens the peers
+//! once; then each slice measures, for `--seconds` each, in this order:
 //!
-//! 1. Vouch, single-entry appends: `vouch bench append` against an embedded server with
-//!    `fsync` durability and `--concurrency` clients (group commit);
-//! 2. a raw write+fsync loop writing the frames Vouch writes for one entry, one `fdatasync`
-//!    per entry (what a single writer without group commit can do);
-//! 3. the same loop writing as many frames per `fdatasync` as Vouch's group commits held on
-//!    average in step 1 (the same bytes, grouped the same way: the engine's floor);
+//! 1. Vouch, single-entry appends: `vouch bench append` (in process, through
+//!    `vouch_server::cli::bench::report_for`) against that server with `--concurrency`
+//!    clients (group commit);
+//! 2. a raw write+fsync loop writing as many of the frames Vouch writes per entry per
+//!    `fdatasync` as Vouch's group commits held on average in step 1 (the same bytes grouped
+//!    the same way: the engine's floor);
+//! 3. the same loop with one frame per `fdatasync` (a single writer without group commit);
 //! 4. a SHA-256 hash chain in SQLite (`synchronous = FULL`), one transaction per entry, in
 //!    WAL mode and with the rollback journal: the single writer an application would have;
 //! 5. Vouch, batches: `vouch bench batch` with `--batch-size` entries per `AppendBatch` and
@@ -17,8 +20,8 @@
 //! 6. the raw loop writing a batch's frames per `fdatasync`;
 //! 7. the SQLite chain with one transaction per batch (WAL).
 //!
-//! It prints the medians over the rounds and the ratios (each the median of the per-round
-//! ratios), or JSON with `--json`. Run with
+//! It prints the median of each figure over the slices and the median of the per-slice
+//! ratios, or JSON with every slice with `--json`. Run with
 //! `cargo run --release -p vouch-benches --bin baselines -- --help`; results and the method
 //! are in `docs/benchmarks.md` ("Baselines and ratios"). The in-memory Merkle peer
 //! (`rs_merkle`) is compared in the criterion suite `benches/benches/merkle.rs`.
@@ -41,11 +44,11 @@ use vouch_server::cli::bench::workloads::{CONTENT_TYPE, Payloads};
     about = "Vouch's durable appends next to a raw write+fsync loop and a SQLite hash chain, in one run"
 )]
 struct Args {
-    /// Rounds; every figure is the median over them.
-    #[arg(long, default_value_t = 3)]
-    rounds: usize,
-    /// Seconds each measurement of a round runs.
-    #[arg(long, default_value_t = 5.0)]
+    /// Slices; every figure is the median over them.
+    #[arg(long, default_value_t = 10)]
+    slices: usize,
+    /// Seconds each measurement of a slice runs.
+    #[arg(long, default_value_t = 2.0)]
     seconds: f64,
     /// Concurrent clients of Vouch's single-entry appends.
     #[arg(long, default_value_t = 64)]
@@ -131,120 +134,185 @@ fn vouch(args: &[&str]) -> Report {
     vouch_server::cli::bench::report_for(args).unwrap_or_else(|e| panic!("vouch bench: {e:#}"))
 }
 
-fn raw_rate(dir: &Path, name: &str, bytes: &[u8], per_write: u64, seconds: f64) -> f64 {
-    let path = dir.join(name);
-    let mut log = RawLog::create(&path).expect("create the raw log");
-    let rate = timed(seconds, per_write, |_| {
+/// The ledger `vouch bench` appends to.
+const LEDGER: &str = "bench";
+
+/// The server every slice calls, with its runtime and data directory.
+struct Target {
+    runtime: tokio::runtime::Runtime,
+    running: Option<vouch_server::server::RunningServer>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Target {
+    fn start(parent: &Path) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vouch-baselines-server-")
+            .tempdir_in(parent)
+            .expect("the server's temporary directory");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("baselines-server")
+            .build()
+            .expect("the server's runtime");
+        let mut config = vouch_server::config::Config::embedded_default();
+        config.data_dir = dir.path().join("data");
+        config.listen = ([127, 0, 0, 1], 0).into();
+        config.metrics.enabled = false;
+        config.storage.durability = vouch_server::config::DurabilityMode::Fsync;
+        LEDGER.clone_into(&mut config.default_ledger);
+        let server = runtime
+            .block_on(vouch_server::server::start(config))
+            .expect("the server starts");
+        let url = server.grpc_url();
+        Self {
+            runtime,
+            running: Some(server),
+            url,
+            _dir: dir,
+        }
+    }
+
+    fn stats(&self) -> vouch_storage::StatsSnapshot {
+        self.running
+            .as_ref()
+            .and_then(|s| s.registry().get(LEDGER).ok())
+            .expect("the bench ledger")
+            .stats()
+    }
+
+    fn stop(mut self) {
+        if let Some(server) = self.running.take() {
+            self.runtime
+                .block_on(server.shutdown())
+                .expect("a clean shutdown");
+        }
+    }
+}
+
+/// The peers, opened once and appended to slice after slice.
+struct Peers {
+    raw_single: RawLog,
+    raw_grouped: RawLog,
+    raw_batch: RawLog,
+    wal: SqliteChain,
+    delete: SqliteChain,
+    wal_batch: SqliteChain,
+    /// The next payload number of the SQLite chains.
+    seq: u64,
+}
+
+impl Peers {
+    fn open(dir: &Path) -> Self {
+        let raw = |name: &str| RawLog::create(&dir.join(name)).expect("create a raw log");
+        let chain = |name: &str, journal| {
+            SqliteChain::create(&dir.join(name), journal).expect("create a SQLite chain")
+        };
+        Self {
+            raw_single: raw("raw-1.log"),
+            raw_grouped: raw("raw-g.log"),
+            raw_batch: raw("raw-b.log"),
+            wal: chain("wal.db", Journal::Wal),
+            delete: chain("delete.db", Journal::Delete),
+            wal_batch: chain("batch.db", Journal::Wal),
+            seq: 0,
+        }
+    }
+
+    /// Checks every chain from its first row.
+    fn verify(&self) {
+        for chain in [&self.wal, &self.delete, &self.wal_batch] {
+            assert_eq!(
+                chain.verify().expect("read the chain back"),
+                Ok(chain.rows()),
+                "a SQLite chain is broken"
+            );
+        }
+    }
+}
+
+fn raw_rate(log: &mut RawLog, bytes: &[u8], per_write: u64, seconds: f64) -> f64 {
+    timed(seconds, per_write, |_| {
         log.append(bytes, true).expect("raw write+fsync");
-    });
-    drop(log);
-    let _ = std::fs::remove_file(path);
-    rate
+    })
 }
 
 fn sqlite_rate(
-    dir: &Path,
-    name: &str,
-    journal: Journal,
+    chain: &mut SqliteChain,
+    seq: &mut u64,
     payloads: &Payloads,
     batch: usize,
     seconds: f64,
 ) -> f64 {
-    let path = dir.join(name);
-    let mut chain = SqliteChain::create(&path, journal).expect("create the SQLite chain");
-    let rate = if batch <= 1 {
-        timed(seconds, 1, |i| {
-            chain.append(&payloads.make(i)).expect("SQLite append");
+    if batch <= 1 {
+        timed(seconds, 1, |_| {
+            chain.append(&payloads.make(*seq)).expect("SQLite append");
+            *seq += 1;
         })
     } else {
-        timed(seconds, batch as u64, |i| {
-            let first = i * batch as u64;
-            let rows: Vec<Vec<u8>> = (first..first + batch as u64)
+        timed(seconds, batch as u64, |_| {
+            let rows: Vec<Vec<u8>> = (*seq..*seq + batch as u64)
                 .map(|s| payloads.make(s))
                 .collect();
             chain.append_batch(&rows).expect("SQLite batch append");
+            *seq += batch as u64;
         })
-    };
-    let rows = chain.rows();
-    assert_eq!(
-        chain.verify().expect("read the chain back"),
-        Ok(rows),
-        "the SQLite chain is broken"
-    );
-    drop(chain);
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
     }
-    rate
 }
 
-fn round(args: &Args, dir: &Path, n: usize) -> Value {
+fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n: usize) -> Value {
     let secs = format!("{}", args.seconds);
     let payload = args.payload_size.to_string();
     let seed = (n as u64 + 1).to_string();
-    let payloads = Payloads::new(args.payload_size, n as u64 + 1);
+    let warmup = if n == 0 { "1s" } else { "0" };
     let load_before = load_average();
-
-    note(&format!(
-        "round {}: Vouch, single-entry appends, {} clients",
-        n + 1,
-        args.concurrency
-    ));
     let concurrency = args.concurrency.to_string();
+    note(&format!(
+        "slice {}: Vouch single entries, raw loops, SQLite chains, Vouch batches",
+        n + 1
+    ));
+    let before = server.stats();
     let single = vouch(&[
         "append",
+        "--server",
+        &server.url,
+        "--ledger",
+        LEDGER,
         "--concurrency",
         &concurrency,
         "--duration",
         &secs,
         "--warmup",
-        "1s",
+        warmup,
         "--payload-size",
         &payload,
         "--seed",
         &seed,
     ]);
+    let engine = vouch_server::cli::bench::report::Engine::between(&before, &server.stats());
     assert_eq!(single.errors, 0, "Vouch single-entry appends failed");
-    let group = single
-        .engine
-        .map_or(1.0, |e| e.entries_per_group)
-        .round()
-        .max(1.0);
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
-        reason = "small"
+        reason = "a group of a few hundred entries at most"
     )]
-    let group = group as usize;
+    let group = engine.entries_per_group.round().max(1.0) as usize;
+    let grouped = workload::frames(drafts(payloads, 0, group));
+    let raw_grouped = raw_rate(&mut peers.raw_grouped, &grouped, group as u64, args.seconds);
+    let one = workload::frames(drafts(payloads, 0, 1));
+    let raw_single = raw_rate(&mut peers.raw_single, &one, 1, args.seconds);
+    let sqlite_wal = sqlite_rate(&mut peers.wal, &mut peers.seq, payloads, 1, args.seconds);
+    let sqlite_delete = sqlite_rate(&mut peers.delete, &mut peers.seq, payloads, 1, args.seconds);
 
-    note("  raw write+fsync, one frame per fdatasync");
-    let one = workload::frames(drafts(&payloads, 0, 1));
-    let raw_single = raw_rate(dir, "raw-1.log", &one, 1, args.seconds);
-    note(&format!(
-        "  raw write+fsync, {group} frames per fdatasync (Vouch's mean group)"
-    ));
-    let grouped = workload::frames(drafts(&payloads, 0, group));
-    let raw_grouped = raw_rate(dir, "raw-g.log", &grouped, group as u64, args.seconds);
-    note("  SQLite hash chain, one transaction per entry (WAL, synchronous=FULL)");
-    let sqlite_wal = sqlite_rate(dir, "wal.db", Journal::Wal, &payloads, 1, args.seconds);
-    note("  SQLite hash chain, one transaction per entry (rollback journal, synchronous=FULL)");
-    let sqlite_delete = sqlite_rate(
-        dir,
-        "delete.db",
-        Journal::Delete,
-        &payloads,
-        1,
-        args.seconds,
-    );
-
-    note(&format!(
-        "  Vouch, batches of {} from {} clients",
-        args.batch_size, args.batch_concurrency
-    ));
     let batch = args.batch_size.to_string();
     let batch_concurrency = args.batch_concurrency.to_string();
     let batches = vouch(&[
         "batch",
+        "--server",
+        &server.url,
+        "--ledger",
+        LEDGER,
         "--batch-size",
         &batch,
         "--concurrency",
@@ -252,28 +320,24 @@ fn round(args: &Args, dir: &Path, n: usize) -> Value {
         "--duration",
         &secs,
         "--warmup",
-        "1s",
+        "0",
         "--payload-size",
         &payload,
         "--seed",
         &seed,
     ]);
     assert_eq!(batches.errors, 0, "Vouch batch appends failed");
-    note("  raw write+fsync, a batch's frames per fdatasync");
-    let batch_bytes = workload::frames(drafts(&payloads, 0, args.batch_size));
+    let batch_bytes = workload::frames(drafts(payloads, 0, args.batch_size));
     let raw_batch = raw_rate(
-        dir,
-        "raw-b.log",
+        &mut peers.raw_batch,
         &batch_bytes,
         args.batch_size as u64,
         args.seconds,
     );
-    note("  SQLite hash chain, one transaction per batch (WAL)");
     let sqlite_batch = sqlite_rate(
-        dir,
-        "batch.db",
-        Journal::Wal,
-        &payloads,
+        &mut peers.wal_batch,
+        &mut peers.seq,
+        payloads,
         args.batch_size,
         args.seconds,
     );
@@ -283,8 +347,8 @@ fn round(args: &Args, dir: &Path, n: usize) -> Value {
         "vouch_single_entries_per_second": single.entries_per_second,
         "vouch_single_p50_us": single.latency_us.p50_us,
         "vouch_single_p99_us": single.latency_us.p99_us,
-        "vouch_single_entries_per_group": single.engine.map(|e| e.entries_per_group),
-        "vouch_single_fsync_mean_us": single.engine.map(|e| e.fsync_mean_us),
+        "vouch_single_entries_per_group": engine.entries_per_group,
+        "vouch_single_fsync_mean_us": engine.fsync_mean_us,
         "raw_single_entries_per_second": raw_single,
         "raw_grouped_frames_per_fsync": group,
         "raw_grouped_entries_per_second": raw_grouped,
@@ -385,17 +449,22 @@ fn main() {
         .prefix("vouch-baselines-")
         .tempdir_in(&parent)
         .expect("create the temporary directory");
-    let rounds: Vec<Value> = (0..args.rounds)
-        .map(|n| round(&args, tmp.path(), n))
+    let server = Target::start(&parent);
+    let mut peers = Peers::open(tmp.path());
+    let payloads = Payloads::new(args.payload_size, 1);
+    let slices: Vec<Value> = (0..args.slices)
+        .map(|n| slice(&args, &server, &mut peers, &payloads, n))
         .collect();
+    peers.verify();
+    server.stop();
     let series = |key: &str| -> Vec<f64> {
-        rounds
+        slices
             .iter()
             .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
             .collect()
     };
     let ratio_series = |key: &str| -> Vec<f64> {
-        rounds
+        slices
             .iter()
             .map(|r| r["ratios"][key].as_f64().unwrap_or(f64::NAN))
             .collect()
@@ -410,7 +479,7 @@ fn main() {
     }
     let report = json!({
         "setup": {
-            "rounds": args.rounds,
+            "slices": args.slices,
             "seconds": args.seconds,
             "concurrency": args.concurrency,
             "batch_size": args.batch_size,
@@ -421,7 +490,7 @@ fn main() {
         },
         "medians": medians,
         "ratios": ratios,
-        "rounds": rounds,
+        "slices": slices,
     });
     if args.json {
         println!(
@@ -431,39 +500,39 @@ fn main() {
         return;
     }
     println!(
-        "baselines: {} rounds of {} s per measurement, {}-byte payloads, {} cores; medians",
-        args.rounds, args.seconds, args.payload_size, report["setup"]["cores"]
+        "baselines: {} slices of {} s per measurement, {}-byte payloads, {} cores; medians",
+        args.slices, args.seconds, args.payload_size, report["setup"]["cores"]
     );
     println!();
     for (key, name) in RATES {
-        let per_round = series(key)
+        let per_slice = series(key)
             .iter()
             .map(|v| format!("{v:.0}"))
             .collect::<Vec<_>>()
             .join(", ");
         println!(
-            "  {name:<62} {:>10.0}   ({per_round})",
+            "  {name:<62} {:>10.0}   ({per_slice})",
             median(&series(key))
         );
     }
     println!();
-    println!("ratios (median of the per-round ratios):");
+    println!("ratios (median of the per-slice ratios):");
     for (key, name, target) in RATIOS {
-        let per_round = ratio_series(key)
+        let per_slice = ratio_series(key)
             .iter()
             .map(|v| format!("{v:.2}"))
             .collect::<Vec<_>>()
             .join(", ");
         println!(
-            "  {name:<56} {:>7.2}  target {:<5} ({per_round})",
+            "  {name:<56} {:>7.2}  target {:<5} ({per_slice})",
             median(&ratio_series(key)),
             if target.is_empty() { "-" } else { target }
         );
     }
-    let loads: Vec<String> = rounds
+    let loads: Vec<String> = slices
         .iter()
         .map(|r| format!("{}→{}", r["load_average_before"], r["load_average_after"]))
         .collect();
     println!();
-    println!("load average per round: {}", loads.join(", "));
+    println!("load average per slice: {}", loads.join(", "));
 }
