@@ -151,7 +151,12 @@ impl IntoStatus for AppendError {
                     "{self}; restart the server after fixing the cause"
                 ))
             }
-            AppendError::Io(e) if e.is_disk_full() => io_internal(&e),
+            AppendError::Io(e) if e.is_disk_full() => {
+                tracing::error!(error = %e, "disk full: append rolled back");
+                Status::resource_exhausted(format!(
+                    "disk full: {e}; the append was rolled back: retry with the same idempotency key once there is space"
+                ))
+            }
             AppendError::Io(e) => {
                 tracing::error!(error = %e, "append rolled back");
                 Status::unavailable(format!(

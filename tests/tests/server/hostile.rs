@@ -407,9 +407,11 @@ async fn thousands_of_idle_connections_do_not_stop_a_normal_client_and_are_close
     use tokio::io::AsyncWriteExt as _;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    cfg.limits.handshake_timeout_ms = 500;
-    cfg.limits.keepalive_interval_ms = 300;
-    cfg.limits.keepalive_timeout_ms = 300;
+    // Short enough for a quick test, long enough that a busy machine's real clients (which
+    // send their preface at once and answer pings) are never mistaken for idle ones.
+    cfg.limits.handshake_timeout_ms = 1_000;
+    cfg.limits.keepalive_interval_ms = 200;
+    cfg.limits.keepalive_timeout_ms = 2_000;
     let server = serve(cfg).await;
     // Both ends of every connection are in this process; keep well below the limit.
     let n = usize::try_from((open_files_limit().saturating_sub(300) / 2).min(2000)).unwrap();
