@@ -28,8 +28,10 @@ use crate::proto::v1::ledger_service_server::LedgerService as LedgerApi;
 use crate::registry::Registry;
 use crate::status::{self, IntoStatus};
 
-/// Bytes of entries `StreamEntries` reads from disk at a time (at least one entry).
-const STREAM_CHUNK_BYTES: usize = 4 << 20;
+/// Bytes of entries `StreamEntries` reads from disk at a time (at least one entry). With the
+/// one-entry channel below, a consumer that stops reading holds at most one chunk, one entry
+/// and the connection's flow-control window on the server.
+const STREAM_CHUNK_BYTES: usize = 1 << 20;
 /// Entries `StreamEntries` reads from disk at a time, at most.
 const STREAM_CHUNK_ENTRIES: usize = 256;
 
@@ -341,7 +343,7 @@ impl LedgerApi for LedgerService {
         let slot = StreamSlot::new(self.stream_permit()?, self.metrics.clone());
         let chunk =
             (STREAM_CHUNK_BYTES / self.max_payload_bytes.max(1)).clamp(1, STREAM_CHUNK_ENTRIES);
-        let (tx, rx) = mpsc::channel(chunk);
+        let (tx, rx) = mpsc::channel(1);
         let mut shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
