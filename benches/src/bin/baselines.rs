@@ -3,8 +3,10 @@
 //! in short interleaved slices so that every ratio compares measurements seconds apart.
 //!
 //! It starts one server (`vouch_server::server::start`, `fsync` durability, the default
-//! configuration with the leaf-hash index, a temporary data directory) and opens the peers
-//! once; then each slice measures, for `--seconds` each, in this order:
+//! configuration with the leaf-hash index, a temporary data directory); then each slice
+//! creates the peers' files afresh and measures, for `--seconds` each (or until
+//! `--max-mib` of payloads are written, so that a fast disk does not fill up), in this
+//! order:
 //!
 //! 1. Vouch, single-entry appends: `vouch bench append` (in process, through
 //!    `vouch_server::cli::bench::report_for`) against that server with `--concurrency`
@@ -62,6 +64,11 @@ struct Args {
     /// Payload bytes of every entry.
     #[arg(long, default_value_t = 256)]
     payload_size: usize,
+    /// Stop each measurement once it has written this many MiB of payloads (the rate is
+    /// taken over the time it ran): on a fast disk a 2-second raw loop would otherwise write
+    /// gigabytes. Raw logs and SQLite files are recreated for every slice.
+    #[arg(long, default_value_t = 64)]
+    max_mib: u64,
     /// Where the raw log and the SQLite files go (default: the system temp dir, where the
     /// embedded server's data directory goes too; set `TMPDIR` to move both).
     #[arg(long)]
@@ -103,13 +110,13 @@ fn load_average() -> Option<f64> {
         .ok()
 }
 
-/// Calls `op` until `seconds` have passed; returns entries per second, each call counting
-/// `per_call` entries.
-fn timed(seconds: f64, per_call: u64, mut op: impl FnMut(u64)) -> f64 {
+/// Calls `op` until `seconds` have passed or `max_calls` calls were made; returns entries per
+/// second, each call counting `per_call` entries.
+fn timed(seconds: f64, max_calls: u64, per_call: u64, mut op: impl FnMut(u64)) -> f64 {
     let limit = Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut calls = 0u64;
-    while start.elapsed() < limit {
+    while start.elapsed() < limit && calls < max_calls.max(1) {
         op(calls);
         calls += 1;
     }
@@ -204,7 +211,16 @@ struct Peers {
 }
 
 impl Peers {
+    /// Creates every log and chain afresh in `dir` (replacing the previous slice's).
     fn open(dir: &Path) -> Self {
+        for name in ["raw-1.log", "raw-g.log", "raw-b.log"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        for name in ["wal.db", "delete.db", "batch.db"] {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
+            }
+        }
         let raw = |name: &str| RawLog::create(&dir.join(name)).expect("create a raw log");
         let chain = |name: &str, journal| {
             SqliteChain::create(&dir.join(name), journal).expect("create a SQLite chain")
@@ -232,8 +248,9 @@ impl Peers {
     }
 }
 
-fn raw_rate(log: &mut RawLog, bytes: &[u8], per_write: u64, seconds: f64) -> f64 {
-    timed(seconds, per_write, |_| {
+fn raw_rate(log: &mut RawLog, bytes: &[u8], per_write: u64, seconds: f64, budget: u64) -> f64 {
+    let max_calls = budget / (bytes.len() as u64).max(1);
+    timed(seconds, max_calls, per_write, |_| {
         log.append(bytes, true).expect("raw write+fsync");
     })
 }
@@ -244,14 +261,17 @@ fn sqlite_rate(
     payloads: &Payloads,
     batch: usize,
     seconds: f64,
+    budget: u64,
 ) -> f64 {
+    let per_call = (payloads.make(0).len() * batch.max(1)) as u64;
+    let max_calls = budget / per_call.max(1);
     if batch <= 1 {
-        timed(seconds, 1, |_| {
+        timed(seconds, max_calls, 1, |_| {
             chain.append(&payloads.make(*seq)).expect("SQLite append");
             *seq += 1;
         })
     } else {
-        timed(seconds, batch as u64, |_| {
+        timed(seconds, max_calls, batch as u64, |_| {
             let rows: Vec<Vec<u8>> = (*seq..*seq + batch as u64)
                 .map(|s| payloads.make(s))
                 .collect();
@@ -261,7 +281,13 @@ fn sqlite_rate(
     }
 }
 
-fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n: usize) -> Value {
+fn slice(args: &Args, server: &Target, dir: &Path, payloads: &Payloads, n: usize) -> Value {
+    let mut peers = Peers::open(dir);
+    let peers = &mut peers;
+    let budget = args.max_mib << 20;
+    let payload_bytes = (args.payload_size as u64).max(1);
+    let single_limit = (budget / payload_bytes).to_string();
+    let batch_limit = (budget / (payload_bytes * args.batch_size as u64).max(1)).to_string();
     let secs = format!("{}", args.seconds);
     let payload = args.payload_size.to_string();
     let seed = (n as u64 + 1).to_string();
@@ -277,6 +303,8 @@ fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n
         "append",
         "--server",
         &server.url,
+        "--requests",
+        &single_limit,
         "--ledger",
         LEDGER,
         "--concurrency",
@@ -299,11 +327,31 @@ fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n
     )]
     let group = engine.entries_per_group.round().max(1.0) as usize;
     let grouped = workload::frames(drafts(payloads, 0, group));
-    let raw_grouped = raw_rate(&mut peers.raw_grouped, &grouped, group as u64, args.seconds);
+    let raw_grouped = raw_rate(
+        &mut peers.raw_grouped,
+        &grouped,
+        group as u64,
+        args.seconds,
+        budget,
+    );
     let one = workload::frames(drafts(payloads, 0, 1));
-    let raw_single = raw_rate(&mut peers.raw_single, &one, 1, args.seconds);
-    let sqlite_wal = sqlite_rate(&mut peers.wal, &mut peers.seq, payloads, 1, args.seconds);
-    let sqlite_delete = sqlite_rate(&mut peers.delete, &mut peers.seq, payloads, 1, args.seconds);
+    let raw_single = raw_rate(&mut peers.raw_single, &one, 1, args.seconds, budget);
+    let sqlite_wal = sqlite_rate(
+        &mut peers.wal,
+        &mut peers.seq,
+        payloads,
+        1,
+        args.seconds,
+        budget,
+    );
+    let sqlite_delete = sqlite_rate(
+        &mut peers.delete,
+        &mut peers.seq,
+        payloads,
+        1,
+        args.seconds,
+        budget,
+    );
 
     let batch = args.batch_size.to_string();
     let batch_concurrency = args.batch_concurrency.to_string();
@@ -311,6 +359,8 @@ fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n
         "batch",
         "--server",
         &server.url,
+        "--requests",
+        &batch_limit,
         "--ledger",
         LEDGER,
         "--batch-size",
@@ -333,6 +383,7 @@ fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n
         &batch_bytes,
         args.batch_size as u64,
         args.seconds,
+        budget,
     );
     let sqlite_batch = sqlite_rate(
         &mut peers.wal_batch,
@@ -340,7 +391,9 @@ fn slice(args: &Args, server: &Target, peers: &mut Peers, payloads: &Payloads, n
         payloads,
         args.batch_size,
         args.seconds,
+        budget,
     );
+    peers.verify();
     json!({
         "load_average_before": load_before,
         "load_average_after": load_average(),
@@ -450,12 +503,10 @@ fn main() {
         .tempdir_in(&parent)
         .expect("create the temporary directory");
     let server = Target::start(&parent);
-    let mut peers = Peers::open(tmp.path());
     let payloads = Payloads::new(args.payload_size, 1);
     let slices: Vec<Value> = (0..args.slices)
-        .map(|n| slice(&args, &server, &mut peers, &payloads, n))
+        .map(|n| slice(&args, &server, tmp.path(), &payloads, n))
         .collect();
-    peers.verify();
     server.stop();
     let series = |key: &str| -> Vec<f64> {
         slices
