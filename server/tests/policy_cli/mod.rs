@@ -5,90 +5,15 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use serde_json::Value;
+#[path = "../vouch_process/mod.rs"]
+mod vouch_process;
 
-pub const VOUCH: &str = env!("CARGO_BIN_EXE_vouch");
-/// The longest any one command may take.
-pub const COMMAND_DEADLINE: Duration = Duration::from_secs(15);
-
-#[derive(Debug)]
-pub struct Output {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Output {
-    #[track_caller]
-    pub fn code(self, code: i32) -> Self {
-        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
-    }
-}
-
-/// A `vouch` command with no `VOUCH_*` variables from the environment.
-pub fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(VOUCH);
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VOUCH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-pub fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-pub fn wait(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Runs `vouch` within [`COMMAND_DEADLINE`].
-pub fn run(args: &[&str]) -> Output {
-    let mut child = command(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vouch");
-    let out = drain(child.stdout.take().unwrap());
-    let err = drain(child.stderr.take().unwrap());
-    let status = wait(&mut child, COMMAND_DEADLINE)
-        .unwrap_or_else(|| panic!("vouch {args:?} did not finish in {COMMAND_DEADLINE:?}"));
-    Output {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
+use vouch_process::{COMMAND_DEADLINE, command};
+pub use vouch_process::{Output, run};
 
 /// A `vouch serve` child process, killed when dropped.
 pub struct Server {

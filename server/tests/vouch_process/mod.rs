@@ -1,4 +1,4 @@
-//! Running the `vouch` binary in the monitor and strict-mode tests: one-shot commands with a
+//! Running the `vouch` binary in the command-line tests: one-shot commands with a
 //! deadline, `vouch serve` children that are killed when dropped, and long-running commands
 //! whose output lines are read as they come.
 #![allow(dead_code, reason = "each test binary uses a part of the harness")]
@@ -31,6 +31,13 @@ impl Output {
         self
     }
 
+    /// Standard output as one JSON document.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
+    }
+
     /// Standard output as JSON lines.
     #[track_caller]
     pub fn json_lines(&self) -> Vec<Value> {
@@ -56,7 +63,8 @@ pub fn command(args: &[&str]) -> Command {
     cmd
 }
 
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
+/// Reads a child's pipe to the end on a thread of its own.
+pub fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let _ = pipe.read_to_end(&mut bytes);
