@@ -6,7 +6,7 @@
 //! stays bounded in time.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -15,94 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const VOUCH: &str = env!("CARGO_BIN_EXE_vouch");
-/// The longest any one command may take.
-const COMMAND_DEADLINE: Duration = Duration::from_secs(15);
+mod vouch_process;
 
-/// The finished command.
-#[derive(Debug)]
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    #[track_caller]
-    fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed: {self:#?}");
-        self
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {self:#?}"))
-    }
-}
-
-/// A `vouch` command with no `VOUCH_*` variables from the environment.
-fn command(args: &[&str]) -> Command {
-    let mut cmd = Command::new(VOUCH);
-    cmd.args(args);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("VOUCH_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-/// Reads a pipe to the end on a thread.
-fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
-/// Runs `vouch` with `stdin` as standard input, within [`COMMAND_DEADLINE`].
-fn run_with_input(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = command(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vouch");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    let out = drain(child.stdout.take().unwrap());
-    let err = drain(child.stderr.take().unwrap());
-    let status = wait(&mut child, COMMAND_DEADLINE)
-        .unwrap_or_else(|| panic!("vouch {args:?} did not finish in {COMMAND_DEADLINE:?}"));
-    Output {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-fn run(args: &[&str]) -> Output {
-    run_with_input(args, b"")
-}
-
-/// Waits for a child up to `deadline`; kills it and returns `None` if it is still running.
-fn wait(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use vouch_process::{COMMAND_DEADLINE, Output, command, run, run_with_input, wait};
 
 /// A `vouch serve` child process, killed when dropped.
 struct Server {

@@ -3,7 +3,7 @@
 //! whose output lines are read as they come.
 #![allow(dead_code, reason = "each test binary uses a part of the harness")]
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -25,6 +25,12 @@ pub struct Output {
 }
 
 impl Output {
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed: {self:#?}");
+        self
+    }
+
     #[track_caller]
     pub fn code(self, code: i32) -> Self {
         assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
@@ -90,12 +96,20 @@ pub fn wait(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
 
 /// Runs `vouch` to the end, within [`COMMAND_DEADLINE`].
 pub fn run(args: &[&str]) -> Output {
+    run_with_input(args, b"")
+}
+
+/// Runs `vouch` with `stdin` as standard input, within [`COMMAND_DEADLINE`].
+pub fn run_with_input(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = command(args)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn vouch");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
     let out = drain(child.stdout.take().unwrap());
     let err = drain(child.stderr.take().unwrap());
     let status = wait(&mut child, COMMAND_DEADLINE)
