@@ -11,7 +11,7 @@ use vouch_server::proto::v1 as pb;
 use vouch_server::proto::v1::get_inclusion_proof_request::Target;
 
 use crate::raw::{every_method, frame, raw_call};
-use crate::support::{append, client, config, entry, serve};
+use crate::support::{append, assert_role_answer, client, config, entry, serve};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rpc {
@@ -171,24 +171,7 @@ async fn every_rpc_checks_the_token_and_the_role() {
             n += 1;
             let mut c = client(&server, Some(token)).await;
             let result = call(&mut c, rpc, n).await;
-            if allowed(rpc).contains(role) {
-                if let Err(e) = result {
-                    panic!("{rpc:?} with role {role}: {e:?}");
-                }
-            } else {
-                let e = result.unwrap_err();
-                assert_eq!(
-                    e.code(),
-                    Code::PermissionDenied,
-                    "{rpc:?} {role}: {}",
-                    e.message()
-                );
-                assert!(
-                    e.message().contains(&format!("has role {role}")),
-                    "{}",
-                    e.message()
-                );
-            }
+            assert_role_answer(&rpc, role, allowed(rpc).contains(role), result);
         }
     }
     // Health needs no token, even with authentication on.

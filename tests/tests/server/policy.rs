@@ -15,7 +15,9 @@ use vouch_server::config::TokenConfig;
 use vouch_server::proto::v1 as pb;
 use vouch_server::server::RunningServer;
 
-use crate::support::{assert_status, config, open, serve, verify_inclusion_proof, vkey};
+use crate::support::{
+    assert_role_answer, assert_status, config, open, serve, verify_inclusion_proof, vkey,
+};
 
 fn packs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/policies")
@@ -798,24 +800,7 @@ async fn every_policy_rpc_checks_the_token_and_the_role() {
             n += 1;
             let mut c = policy(&server, Some(token)).await;
             let result = call(&mut c, rpc, &blocked.decision_id, n).await;
-            if allowed(rpc).contains(role) {
-                if let Err(e) = result {
-                    panic!("{rpc:?} with role {role}: {e:?}");
-                }
-            } else {
-                let e = result.unwrap_err();
-                assert_eq!(
-                    e.code(),
-                    Code::PermissionDenied,
-                    "{rpc:?} {role}: {}",
-                    e.message()
-                );
-                assert!(
-                    e.message().contains(&format!("has role {role}")),
-                    "{}",
-                    e.message()
-                );
-            }
+            assert_role_answer(&rpc, role, allowed(rpc).contains(role), result);
         }
     }
     server.shutdown().await.unwrap();

@@ -154,3 +154,32 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     .unwrap();
     out
 }
+
+/// Asserts that a call made with a token of `role` succeeded when the role is `allowed`, and
+/// otherwise failed with `PERMISSION_DENIED` naming the role.
+#[track_caller]
+pub fn assert_role_answer<T: std::fmt::Debug>(
+    rpc: &dyn std::fmt::Debug,
+    role: impl std::fmt::Display,
+    allowed: bool,
+    result: Result<T, Status>,
+) {
+    match result {
+        Ok(_) if allowed => {}
+        Err(e) if allowed => panic!("{rpc:?} with role {role}: {e:?}"),
+        Ok(answer) => panic!("{rpc:?} with role {role} was answered: {answer:?}"),
+        Err(e) => {
+            assert_eq!(
+                e.code(),
+                tonic::Code::PermissionDenied,
+                "{rpc:?} {role}: {}",
+                e.message()
+            );
+            assert!(
+                e.message().contains(&format!("has role {role}")),
+                "{}",
+                e.message()
+            );
+        }
+    }
+}
