@@ -29,11 +29,12 @@ use vouch_ledger_core::{EntryIndex, Hash, HashAlg, NodeId, TreeSize};
 use crate::checkpoints::{CheckpointLog, StoredCheckpoint};
 use crate::error::{AppendError, CheckpointError, Corruption, ProveError, ReadError};
 use crate::frame::FILE_HEADER_LEN;
+use crate::leafidx::{LeafIndex, LeafIndexStatus};
 use crate::mapped::RecordFile;
 use crate::meta::LedgerMeta;
 use crate::segment::{ScanStop, Scanner, Segment};
 use crate::sequencer::Command;
-use crate::terms::{NS_IDEMPOTENCY_KEY, NS_LEAF_HASH, TermExtractor, TermIndex};
+use crate::terms::{NS_IDEMPOTENCY_KEY, TermExtractor, TermIndex};
 use crate::tree::NodeStore;
 use crate::vfs::{RealVfs, Vfs};
 
@@ -125,6 +126,9 @@ pub struct LedgerOptions {
     pub extractor: Arc<dyn TermExtractor>,
     /// The source of timestamps.
     pub clock: Arc<dyn Clock>,
+    /// Entries per in-memory chunk and per smallest run of the leaf-hash index
+    /// ([`crate::leafidx::CHUNK_ENTRIES`] by default; tests use small ones to exercise runs).
+    pub leaf_index_chunk: u64,
 }
 
 impl Default for LedgerOptions {
@@ -142,6 +146,7 @@ impl Default for LedgerOptions {
             vfs: Arc::new(RealVfs),
             extractor: Arc::new(crate::terms::NoTerms),
             clock: Arc::new(SystemClock),
+            leaf_index_chunk: crate::leafidx::CHUNK_ENTRIES,
         }
     }
 }
@@ -214,6 +219,8 @@ pub(crate) struct Shared {
     pub(crate) nodes: NodeStore,
     pub(crate) checkpoints: CheckpointLog,
     pub(crate) terms: TermIndex,
+    /// The leaf-hash index, if the ledger keeps one (set once recovery knows the log's size).
+    pub(crate) leaf_index: Option<LeafIndex>,
     pub(crate) extractor: Arc<dyn TermExtractor>,
     pub(crate) poison: Mutex<Option<String>>,
     pub(crate) checkpoint_tx: watch::Sender<Option<Arc<StoredCheckpoint>>>,
@@ -697,16 +704,22 @@ impl Ledger {
     ///
     /// Read errors.
     pub fn find_by_leaf_hash(&self, leaf_hash: &Hash) -> Result<Option<EntryIndex>, ReadError> {
-        let hits = self
-            .shared
-            .terms
-            .lookup(NS_LEAF_HASH, &leaf_hash.0, None, 16)?;
-        for i in hits {
-            if i.0 < self.shared.size() && self.leaf_hash(i)? == *leaf_hash {
-                return Ok(Some(i));
+        let Some(index) = &self.shared.leaf_index else {
+            return Ok(None);
+        };
+        let size = self.shared.size();
+        for i in index.candidates(leaf_hash)? {
+            if i < size && self.leaf_hash(EntryIndex(i))? == *leaf_hash {
+                return Ok(Some(EntryIndex(i)));
             }
         }
         Ok(None)
+    }
+
+    /// What the leaf-hash index holds (runs on disk, entries in memory), if the ledger keeps
+    /// one. For tests and operators; see `docs/format.md`, "Leaf-hash index".
+    pub fn leaf_index_status(&self) -> Option<LeafIndexStatus> {
+        self.shared.leaf_index.as_ref().map(LeafIndex::status)
     }
 
     /// Whether the ledger keeps the leaf-hash index.
@@ -862,6 +875,9 @@ impl Ledger {
             .take()
         {
             let _ = t.join();
+        }
+        if let Some(index) = &self.shared.leaf_index {
+            index.close();
         }
     }
 }

@@ -18,6 +18,7 @@ mod datadir;
 pub mod error;
 mod frame;
 mod head;
+pub mod leafidx;
 mod ledger;
 mod mapped;
 mod meta;
@@ -35,6 +36,7 @@ pub use datadir::{DataDir, LedgerConfig};
 pub use error::{
     AppendError, CheckpointError, Corruption, IoFailure, OpenError, ProveError, ReadError,
 };
+pub use leafidx::LeafIndexStatus;
 pub use ledger::{
     AppendOutcome, AppendTicket, CheckpointCadence, Clock, Durability, Ledger, LedgerOptions,
     Receipt, SystemClock,

@@ -23,12 +23,13 @@ use vouch_ledger_core::{Hash, HashAlg, NodeId, TreeSize};
 use crate::checkpoints::CheckpointLog;
 use crate::error::{Corruption, IoFailure, OpenError, ReadError};
 use crate::frame::{FILE_HEADER_LEN, FileHeader, FrameHeader, HeaderError, OFFSETS_MAGIC};
+use crate::leafidx::LeafIndex;
 use crate::ledger::{Ledger, LedgerOptions, Shared, StoreSource};
 use crate::mapped::RecordFile;
 use crate::meta::{LedgerMeta, valid_ledger_name};
 use crate::segment::{self, ScanStop, Scanner, Segment, SegmentOpenError};
 use crate::sequencer::Writer;
-use crate::terms::{TermIndex, entry_terms};
+use crate::terms::{TermIndex, entry_terms, rules_version};
 use crate::tree::NodeStore;
 use crate::vfs::{OpenMode, Vfs};
 
@@ -391,7 +392,14 @@ pub(crate) fn open_ledger(
         last_head_at: now,
         unsynced_since: None,
         last_sync_at: now,
+        terms_behind: false,
+        rules_version: rules_version(&*options.extractor),
     };
+    if let Some(index) = &shared.leaf_index {
+        index
+            .start(name)
+            .map_err(|e| IoFailure::new(&display_dir, "spawn leaf indexer", e))?;
+    }
     let thread = std::thread::Builder::new()
         .name(format!("vouch-seq-{name}"))
         .spawn(move || writer.run())
@@ -470,7 +478,7 @@ fn open_files(
         }
     };
     let (checkpoint_tx, _) = watch::channel(checkpoints.latest());
-    let shared = Shared {
+    let mut shared = Shared {
         name: meta.name.clone(),
         dir: dir.to_path_buf(),
         display_dir: display_dir.to_path_buf(),
@@ -483,6 +491,7 @@ fn open_files(
         nodes,
         checkpoints,
         terms,
+        leaf_index: None,
         extractor: options.extractor.clone(),
         poison: Mutex::new(None),
         checkpoint_tx,
@@ -508,6 +517,9 @@ fn open_files(
     shared.size.store(size, Ordering::Release);
     check_latest_checkpoint(&shared, size)?;
     catch_up_terms(&shared, size)?;
+    if meta.leaf_hash_index {
+        shared.leaf_index = Some(open_leaf_index(&shared, size)?);
+    }
     Ok(Opened {
         shared,
         frontier,
@@ -834,7 +846,7 @@ fn check_latest_checkpoint(shared: &Shared, size: u64) -> Result<(), DerivedProb
 
 /// Step 7: brings the secondary index up to the log, rebuilding it if it cannot be trusted.
 fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
-    let version = shared.extractor.version();
+    let version = rules_version(&*shared.extractor);
     let wm = shared.terms.watermark().ok().flatten();
     let from = match wm {
         Some(w) if w.version == version && w.indexed <= size => w.indexed,
@@ -857,7 +869,6 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
     if from == size {
         return Ok(());
     }
-    let leaf_index = shared.meta.leaf_hash_index;
     let mut batch: Vec<Vec<crate::terms::Term>> = Vec::new();
     let mut batch_start = from;
     let mut fail: Option<String> = None;
@@ -865,13 +876,7 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
         .scan_range(from, size, |i, _off, body| {
             let mut t = Vec::new();
             if let Ok(view) = EntryView::parse(body) {
-                let leaf = shared.hash.leaf_hash(body);
-                entry_terms(
-                    &view,
-                    leaf_index.then_some(&leaf),
-                    &*shared.extractor,
-                    &mut t,
-                );
+                entry_terms(&view, &*shared.extractor, &mut t);
             }
             batch.push(t);
             if batch.len() >= 10_000 {
@@ -891,4 +896,50 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
         .terms
         .apply(batch_start, &batch, version)
         .map_err(|e| DerivedProblem::Fatal(OpenError::Index(e)))
+}
+
+/// Step 8: opens the leaf-hash index, keeping its sound runs, and indexes the entries past them
+/// from the log.
+fn open_leaf_index(shared: &Shared, size: u64) -> Result<LeafIndex, DerivedProblem> {
+    let fatal = |e: IoFailure| DerivedProblem::Fatal(OpenError::Io(e));
+    let (index, from) = LeafIndex::open(
+        &shared.vfs,
+        &shared.dir,
+        &shared.display_dir,
+        shared.hash,
+        shared.options.leaf_index_chunk,
+        size,
+    )
+    .map_err(fatal)?;
+    let mut builder = index.rebuilder(from, size);
+    let mut failed = None;
+    let mut next = from;
+    while next < size {
+        let scanned = shared.scan_range(next, size, |i, _off, body| {
+            if failed.is_none()
+                && let Err(e) = builder.push(i, Some(&shared.hash.leaf_hash(body)))
+            {
+                failed = Some(e);
+            }
+            next = i + 1;
+            Ok(())
+        });
+        match scanned {
+            Ok(()) => break,
+            // A damaged entry is an error for whoever reads it, not for the open: it is left
+            // out of the index, and indexing goes on with the next entry.
+            Err(ReadError::Corrupted(c)) => {
+                tracing::warn!(ledger = %shared.name, entry = next, error = %c, "an entry that cannot be read is left out of the leaf-hash index");
+                if let Err(e) = builder.push(next, None) {
+                    failed.get_or_insert(e);
+                }
+                next += 1;
+            }
+            Err(e) => return Err(read_problem(e)),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(fatal(e));
+    }
+    Ok(index)
 }

@@ -79,6 +79,10 @@ pub(crate) struct Writer {
     /// When the oldest write not yet synced was made (interval and none modes).
     pub(crate) unsynced_since: Option<Instant>,
     pub(crate) last_sync_at: Instant,
+    /// Groups without index terms were committed since the watermark was last written.
+    pub(crate) terms_behind: bool,
+    /// The version of the index rules, written with the watermark.
+    pub(crate) rules_version: u64,
 }
 
 impl Writer {
@@ -291,7 +295,6 @@ impl Writer {
         let mut offsets = Vec::with_capacity(new_drafts.len());
         let mut leaves = Vec::with_capacity(new_drafts.len());
         let mut terms: Vec<Vec<Term>> = Vec::with_capacity(new_drafts.len());
-        let leaf_index = self.shared.meta.leaf_hash_index;
         for (n, &(ji, di)) in new_drafts.iter().enumerate() {
             let index = EntryIndex(base + n as u64);
             envelope.clear();
@@ -302,12 +305,7 @@ impl Writer {
             leaves.push(leaf);
             let mut t = Vec::new();
             if let Ok(view) = EntryView::parse(&envelope) {
-                entry_terms(
-                    &view,
-                    leaf_index.then_some(&leaf),
-                    &*self.shared.extractor,
-                    &mut t,
-                );
+                entry_terms(&view, &*self.shared.extractor, &mut t);
             }
             terms.push(t);
         }
@@ -399,16 +397,21 @@ impl Writer {
             return;
         }
 
-        // 7. Index terms and watermark, in one sled batch.
-        if let Err(e) = self
-            .shared
-            .terms
-            .apply(base, &terms, self.shared.extractor.version())
-        {
-            self.poison(format!("secondary index: {e}"));
-            let cause = self.poisoned().unwrap_or_default();
-            self.fail_jobs(accepted, &AppendError::Poisoned(cause));
-            return;
+        // 7. Index terms and watermark, in one sled batch; a group without terms leaves the
+        //    watermark behind until the next group with terms or the next index head.
+        if terms.iter().any(|t| !t.is_empty()) {
+            if let Err(e) = self.shared.terms.apply(base, &terms, self.rules_version) {
+                self.poison(format!("secondary index: {e}"));
+                let cause = self.poisoned().unwrap_or_default();
+                self.fail_jobs(accepted, &AppendError::Poisoned(cause));
+                return;
+            }
+            self.terms_behind = false;
+        } else {
+            self.terms_behind = true;
+        }
+        if let Some(index) = &self.shared.leaf_index {
+            index.insert(base, &leaves);
         }
 
         // 8. Publish, then acknowledge.
@@ -624,6 +627,7 @@ impl Writer {
     /// synced, and a stray temporary head is removed by the next attempt.
     fn write_head(&mut self) -> Result<(), StepError> {
         let size = self.frontier.size().0;
+        self.advance_watermark();
         self.sync_segment().map_err(StepError::Fatal)?;
         self.shared.offsets.sync().map_err(StepError::Fatal)?;
         self.shared.nodes.sync().map_err(StepError::Fatal)?;
@@ -636,6 +640,21 @@ impl Writer {
         self.last_head_size = size;
         self.last_head_at = Instant::now();
         Ok(())
+    }
+
+    /// Moves the secondary index's watermark up to the log after groups without terms, so
+    /// that the next open does not scan them again. Failing is harmless: the open catches up.
+    fn advance_watermark(&mut self) {
+        if !self.terms_behind {
+            return;
+        }
+        let size = self.frontier.size().0;
+        match self.shared.terms.apply(size, &[], self.rules_version) {
+            Ok(()) => self.terms_behind = false,
+            Err(e) => {
+                tracing::warn!(ledger = %self.shared.name, error = %e, "advancing the secondary index's watermark failed; the next open catches it up");
+            }
+        }
     }
 
     /// Starts the next segment.

@@ -13,15 +13,16 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use vouch_ledger_core::EntryIndex;
 use vouch_ledger_core::entry::EntryView;
-use vouch_ledger_core::{EntryIndex, Hash};
 
 use crate::error::{Corruption, ReadError};
 
 /// Namespace of idempotency keys.
 pub const NS_IDEMPOTENCY_KEY: u8 = 1;
-/// Namespace of leaf hashes.
-pub const NS_LEAF_HASH: u8 = 2;
+/// Storage's own index rules, version 1: idempotency keys only (leaf hashes have their own
+/// index, see [`crate::leafidx`]). Part of the watermark's version, so a change rebuilds sled.
+const BUILTIN_RULES_VERSION: u64 = 1;
 /// The first namespace available to a [`TermExtractor`].
 pub const FIRST_CUSTOM_NAMESPACE: u8 = 16;
 
@@ -107,10 +108,16 @@ fn wait_for_release(path: &Path) {
     }
 }
 
+/// The version recorded in the watermark: the extractor's version with storage's own rules
+/// in the top byte (`extractor version XOR (1 << 56)`), so that a change to either rebuilds
+/// the index.
+pub(crate) fn rules_version(extractor: &dyn TermExtractor) -> u64 {
+    extractor.version() ^ (BUILTIN_RULES_VERSION << 56)
+}
+
 /// The built-in and extracted terms of an entry.
 pub(crate) fn entry_terms(
     entry: &EntryView<'_>,
-    leaf_hash: Option<&Hash>,
     extractor: &dyn TermExtractor,
     out: &mut Vec<Term>,
 ) {
@@ -118,12 +125,6 @@ pub(crate) fn entry_terms(
         out.push(Term {
             namespace: NS_IDEMPOTENCY_KEY,
             value: key.as_bytes().to_vec(),
-        });
-    }
-    if let Some(h) = leaf_hash {
-        out.push(Term {
-            namespace: NS_LEAF_HASH,
-            value: h.0.to_vec(),
         });
     }
     let start = out.len();

@@ -55,9 +55,13 @@ fn options(cycle: u64) -> LedgerOptions {
         },
         segment_target_size: 32 << 10,
         head_interval: Duration::from_millis(15),
+        leaf_index_chunk: LEAF_CHUNK,
         ..LedgerOptions::default()
     }
 }
+
+/// A small leaf-index chunk, so that runs are written and merged while the child is killed.
+const LEAF_CHUNK: u64 = 64;
 
 #[test]
 fn sigkill_loses_no_acknowledged_entry() {
@@ -228,7 +232,14 @@ fn parent() {
         let offline = verify_ledger_dir(&root, LEDGER, &mut |_| {})
             .unwrap_or_else(|e| panic!("cycle {cycle}: offline verification: {e}"));
         let ledger = dd
-            .open_ledger(LEDGER, signer(), LedgerOptions::default())
+            .open_ledger(
+                LEDGER,
+                signer(),
+                LedgerOptions {
+                    leaf_index_chunk: LEAF_CHUNK,
+                    ..LedgerOptions::default()
+                },
+            )
             .unwrap_or_else(|e| panic!("cycle {cycle}: reopening after the kill: {e}"));
         let size = ledger.size().0;
         let max = acked.keys().next_back().copied().unwrap_or(0);
@@ -243,7 +254,19 @@ fn parent() {
                 hash,
                 "cycle {cycle}: entry {index}"
             );
+            assert_eq!(
+                ledger.find_by_leaf_hash(&hash).unwrap(),
+                Some(EntryIndex(index)),
+                "cycle {cycle}: entry {index} by its leaf hash"
+            );
         }
+        let status = ledger.leaf_index_status().unwrap();
+        let mut at = 0;
+        for &(first, end) in &status.runs {
+            assert_eq!(first, at, "cycle {cycle}: runs {:?}", status.runs);
+            at = end;
+        }
+        assert_eq!(at + status.in_memory, size, "cycle {cycle}: {status:?}");
         let report = ledger
             .verify(&mut |_| {})
             .unwrap_or_else(|e| panic!("cycle {cycle}: verify: {e}"));

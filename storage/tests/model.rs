@@ -437,6 +437,8 @@ fn run(alg: HashAlg, head_every_commit: bool, ops: &[Op]) {
             Duration::from_secs(3600)
         },
         clock: clock.clone(),
+        // Small chunks, so that leaf-index runs are written, merged and reopened.
+        leaf_index_chunk: 4,
         ..LedgerOptions::default()
     };
     let ledger = dd.open_ledger(LEDGER, signer(), options.clone()).unwrap();
