@@ -13,7 +13,7 @@
 //!   adds a group's leaf hashes before it publishes the group, so every published entry can be
 //!   found at once: the index never lags behind the log for readers.
 //! - A background thread writes every full chunk to an immutable, sorted **run** file
-//!   (`leaf-index/<first>-<end>.run`: 16 bytes per entry and a fence every 256 records), and
+//!   (`leaf-index/<first>-<end>.run`: 8 bytes per entry and a fence every 512 records), and
 //!   merges two runs of the same size into one when they are aligned like the two halves of a
 //!   perfect subtree, so a ledger of `n` entries has at most `log2(n / CHUNK_ENTRIES) + 1` runs
 //!   (more only beyond [`MAX_RUN_ENTRIES`]).
@@ -52,21 +52,31 @@ pub const CHUNK_ENTRIES: u64 = 1 << 15;
 pub const MAX_RUN_ENTRIES: u64 = 1 << 26;
 /// The largest run a rebuild from the log writes at once (64 MiB of records in memory).
 const MAX_BUILD_ENTRIES: u64 = 1 << 22;
-/// One record: the first eight bytes of the leaf hash, then the entry index (little-endian).
-const RECORD_LEN: usize = 16;
+/// One record: the first four bytes of the leaf hash, then the entry index minus the run's
+/// first index (four bytes, little-endian).
+const RECORD_LEN: usize = 8;
 /// A fence (the prefix of the first record of a block) every this many records.
-const FENCE_EVERY: usize = 256;
+const FENCE_EVERY: usize = 512;
+/// The bytes of one fence.
+const FENCE_LEN: usize = 4;
+const _: () = assert!(
+    MAX_RUN_ENTRIES <= 1 << 32,
+    "an index within a run must fit in 4 bytes"
+);
 const BLOCK_LEN: usize = RECORD_LEN * FENCE_EVERY;
 const TRAILER_LEN: usize = 32;
 /// How long the background thread waits before it tries a failed run write again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// The key of a leaf hash in the index: its first eight bytes, as a big-endian number, so that
-/// the numeric order is the byte order.
-fn prefix_of(leaf: &Hash) -> u64 {
-    let mut p = [0u8; 8];
-    p.copy_from_slice(&leaf.0[..8]);
-    u64::from_be_bytes(p)
+/// The key of a leaf hash in the index: its first four bytes.
+type Prefix = u32;
+
+/// The key of a leaf hash, read as a big-endian number, so that the numeric order is the byte
+/// order.
+fn prefix_of(leaf: &Hash) -> Prefix {
+    let mut p = [0u8; 4];
+    p.copy_from_slice(&leaf.0[..4]);
+    Prefix::from_be_bytes(p)
 }
 
 /// The file name of the run covering entries `first..end`.
@@ -88,7 +98,7 @@ fn parse_run_name(name: &str) -> Option<(u64, u64)> {
 struct Chunk {
     first: u64,
     len: u64,
-    map: HashMap<u64, Slot>,
+    map: HashMap<Prefix, Slot>,
 }
 
 /// The entries whose leaf hashes share a prefix (almost always one).
@@ -107,7 +117,7 @@ impl Chunk {
         }
     }
 
-    fn insert(&mut self, prefix: u64, index: u64) {
+    fn insert(&mut self, prefix: Prefix, index: u64) {
         match self.map.entry(prefix) {
             MapEntry::Vacant(v) => {
                 v.insert(Slot::One(index));
@@ -123,7 +133,7 @@ impl Chunk {
         self.len += 1;
     }
 
-    fn get(&self, prefix: u64, out: &mut Vec<u64>) {
+    fn get(&self, prefix: Prefix, out: &mut Vec<u64>) {
         match self.map.get(&prefix) {
             Some(Slot::One(i)) => out.push(*i),
             Some(Slot::Many(v)) => out.extend_from_slice(v),
@@ -132,7 +142,7 @@ impl Chunk {
     }
 
     /// The records in run order: by prefix, then index.
-    fn sorted_records(&self) -> Vec<(u64, u64)> {
+    fn sorted_records(&self) -> Vec<(Prefix, u64)> {
         let mut recs = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
         for (p, slot) in &self.map {
             match slot {
@@ -157,7 +167,7 @@ struct Run {
     /// be read when the run was rebuilt from a damaged log.
     records: u64,
     /// The prefix of record `FENCE_EVERY · i`, for every block `i`.
-    fences: Vec<u64>,
+    fences: Vec<Prefix>,
 }
 
 impl Run {
@@ -175,7 +185,7 @@ impl Run {
     }
 
     /// Adds the indexes of the records with this prefix to `out`.
-    fn lookup(&self, prefix: u64, out: &mut Vec<u64>) -> Result<(), ReadError> {
+    fn lookup(&self, prefix: Prefix, out: &mut Vec<u64>) -> Result<(), ReadError> {
         // Records with this prefix start at or after the block before the first fence that is
         // not smaller than the prefix.
         let mut block = self
@@ -193,7 +203,7 @@ impl Run {
                 .read_exact_at(bytes, offset)
                 .map_err(|e| ReadError::Io(IoFailure::new(&self.display, "read", e)))?;
             for rec in bytes.chunks_exact(RECORD_LEN) {
-                let (p, i) = decode_record(rec);
+                let (p, i) = decode_record(rec, self.first);
                 if p > prefix {
                     return Ok(());
                 }
@@ -213,12 +223,16 @@ impl Run {
     }
 }
 
-fn decode_record(rec: &[u8]) -> (u64, u64) {
-    let mut p = [0u8; 8];
-    let mut i = [0u8; 8];
-    p.copy_from_slice(&rec[..8]);
-    i.copy_from_slice(&rec[8..16]);
-    (u64::from_be_bytes(p), u64::from_le_bytes(i))
+/// A record's prefix and entry index, in a run starting at entry `first`.
+fn decode_record(rec: &[u8], first: u64) -> (Prefix, u64) {
+    let mut p = [0u8; 4];
+    let mut i = [0u8; 4];
+    p.copy_from_slice(&rec[..4]);
+    i.copy_from_slice(&rec[4..8]);
+    (
+        Prefix::from_be_bytes(p),
+        first.saturating_add(u64::from(u32::from_le_bytes(i))),
+    )
 }
 
 /// The runs and chunks, replaced as a whole under one lock.
@@ -489,7 +503,7 @@ pub(crate) struct Rebuilder<'a> {
     start: u64,
     /// The end of the run being collected, or `next` when the entries go to memory.
     target: u64,
-    records: Vec<(u64, u64)>,
+    records: Vec<(Prefix, u64)>,
 }
 
 impl Rebuilder<'_> {
@@ -591,7 +605,7 @@ impl Inner {
         &self,
         first: u64,
         end: u64,
-        records: impl Iterator<Item = (u64, u64)>,
+        records: impl Iterator<Item = (Prefix, u64)>,
     ) -> Result<Run, IoFailure> {
         let name = run_file_name(first, end);
         let path = self.dir.join(&name);
@@ -842,7 +856,7 @@ struct RunWriter<'a> {
     offset: u64,
     buf: Vec<u8>,
     crc: u32,
-    fences: Vec<u64>,
+    fences: Vec<Prefix>,
     count: u64,
 }
 
@@ -870,13 +884,27 @@ impl<'a> RunWriter<'a> {
         }
     }
 
-    fn push(&mut self, prefix: u64, index: u64) -> Result<(), IoFailure> {
+    fn push(&mut self, prefix: Prefix, index: u64) -> Result<(), IoFailure> {
+        let Some(rel) = index
+            .checked_sub(self.first)
+            .filter(|_| index < self.end)
+            .and_then(|r| u32::try_from(r).ok())
+        else {
+            return Err(IoFailure::new(
+                self.display,
+                "write",
+                std::io::Error::other(format!(
+                    "entry {index} is outside the run {}..{}",
+                    self.first, self.end
+                )),
+            ));
+        };
         if self.count.is_multiple_of(FENCE_EVERY as u64) {
             self.fences.push(prefix);
         }
         let at = self.buf.len();
         self.buf.extend_from_slice(&prefix.to_be_bytes());
-        self.buf.extend_from_slice(&index.to_le_bytes());
+        self.buf.extend_from_slice(&rel.to_le_bytes());
         self.crc = crc32c::crc32c_append(self.crc, &self.buf[at..]);
         self.count += 1;
         if self.buf.len() >= 1 << 20 {
@@ -895,7 +923,7 @@ impl<'a> RunWriter<'a> {
     }
 
     /// Writes the fences and the trailer; returns the record count and the fences.
-    fn finish(mut self) -> Result<(u64, Vec<u64>), IoFailure> {
+    fn finish(mut self) -> Result<(u64, Vec<Prefix>), IoFailure> {
         if self.count > self.end - self.first {
             return Err(IoFailure::new(
                 self.display,
@@ -924,7 +952,10 @@ impl<'a> RunWriter<'a> {
 /// The byte length of a run file of `count` records.
 fn run_len(count: u64) -> u64 {
     let fences = count.div_ceil(FENCE_EVERY as u64);
-    FILE_HEADER_LEN as u64 + count * RECORD_LEN as u64 + fences * 8 + TRAILER_LEN as u64
+    FILE_HEADER_LEN as u64
+        + count * RECORD_LEN as u64
+        + fences * FENCE_LEN as u64
+        + TRAILER_LEN as u64
 }
 
 /// Streams the records of a run, checking order, range and uniqueness of indexes as it goes;
@@ -936,9 +967,9 @@ struct RunReader<'a> {
     buf: Vec<u8>,
     pos: usize,
     crc: u32,
-    last: Option<(u64, u64)>,
+    last: Option<(Prefix, u64)>,
     seen: Vec<u64>,
-    fences: Vec<u64>,
+    fences: Vec<Prefix>,
     error: Option<MergeError>,
 }
 
@@ -959,7 +990,7 @@ impl<'a> RunReader<'a> {
         }
     }
 
-    fn next(&mut self) -> Result<Option<(u64, u64)>, ReadError> {
+    fn next(&mut self) -> Result<Option<(Prefix, u64)>, ReadError> {
         if self.read == self.count {
             return Ok(None);
         }
@@ -975,7 +1006,7 @@ impl<'a> RunReader<'a> {
             self.crc = crc32c::crc32c_append(self.crc, &self.buf);
             self.pos = 0;
         }
-        let rec = decode_record(&self.buf[self.pos..self.pos + RECORD_LEN]);
+        let rec = decode_record(&self.buf[self.pos..self.pos + RECORD_LEN], self.run.first);
         let offset = FILE_HEADER_LEN as u64 + self.read * RECORD_LEN as u64;
         if self.read.is_multiple_of(FENCE_EVERY as u64) {
             self.fences.push(rec.0);
@@ -1007,7 +1038,7 @@ impl<'a> RunReader<'a> {
     }
 
     /// `next`, keeping an error for [`Inner::merge`] and ending the stream.
-    fn next_or_stash(&mut self) -> Option<(u64, u64)> {
+    fn next_or_stash(&mut self) -> Option<(Prefix, u64)> {
         match self.next() {
             Ok(r) => r,
             Err(e) => {
@@ -1019,10 +1050,10 @@ impl<'a> RunReader<'a> {
     }
 
     /// Checks the fences, trailer and checksum once every record was read.
-    fn finish(self) -> Result<Vec<u64>, ReadError> {
+    fn finish(self) -> Result<Vec<Prefix>, ReadError> {
         let run = self.run;
         let at = FILE_HEADER_LEN as u64 + self.count * RECORD_LEN as u64;
-        let fence_len = self.fences.len() * 8;
+        let fence_len = self.fences.len() * FENCE_LEN;
         let mut tail = vec![0u8; fence_len + TRAILER_LEN];
         run.file
             .read_exact_at(&mut tail, at)
@@ -1034,10 +1065,13 @@ impl<'a> RunReader<'a> {
             return Err(run.corrupt(at, "checksum mismatch"));
         }
         for (k, f) in self.fences.iter().enumerate() {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&tail[k * 8..k * 8 + 8]);
-            if u64::from_be_bytes(b) != *f {
-                return Err(run.corrupt(at + 8 * k as u64, "a fence does not match its block"));
+            let mut b = [0u8; FENCE_LEN];
+            b.copy_from_slice(&tail[k * FENCE_LEN..(k + 1) * FENCE_LEN]);
+            if Prefix::from_be_bytes(b) != *f {
+                return Err(run.corrupt(
+                    at + (FENCE_LEN * k) as u64,
+                    "a fence does not match its block",
+                ));
             }
         }
         let trailer = &tail[fence_len..];
@@ -1068,7 +1102,7 @@ fn check_run(
     hash: HashAlg,
     first: u64,
     end: u64,
-) -> Result<(u64, Vec<u64>), ReadError> {
+) -> Result<(u64, Vec<Prefix>), ReadError> {
     let corrupt =
         |offset: u64, reason: String| ReadError::Corrupted(Corruption::at(display, offset, reason));
     let len = file

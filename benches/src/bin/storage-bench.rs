@@ -2,9 +2,9 @@
 //! suited for.
 //!
 //! It builds a ledger `main` of N entries (10 million by default) of 256-byte JSON payloads
-//! without the leaf-hash index, in large batches, and a ledger `indexed` with the leaf-hash
-//! index (1 million entries by default, in small groups: the sled index costs memory in
-//! proportion to the group size), closes them cleanly, and measures: bytes on disk per entry
+//! with the leaf-hash index (as the server creates ledgers; `--main-without-leaf-index` leaves
+//! it out), in large batches, and a ledger `indexed` with the leaf-hash index (1 million
+//! entries by default, in small groups), closes them cleanly, and measures: bytes on disk per entry
 //! by file, reopen time (median of several clean reopens of each, and of `main` after a child
 //! process appending to it is killed with SIGKILL), inclusion and consistency proof latency
 //! (median and p99 over random targets, with and without `self_check_proofs`), and full
@@ -29,7 +29,7 @@ use vouch_benches::workload::{self, CONTENT_TYPE, PAYLOAD_LEN, RawLog};
 use vouch_ledger_core::{EntryIndex, HashAlg, TreeSize};
 use vouch_storage::{DataDir, Durability, Ledger, LedgerOptions, StatsSnapshot};
 
-/// The large ledger, without the leaf-hash index.
+/// The large ledger (with the leaf-hash index unless `--main-without-leaf-index`).
 const MAIN: &str = "main";
 /// The ledger with the leaf-hash index (the default configuration).
 const INDEXED: &str = "indexed";
@@ -46,12 +46,15 @@ const THREADS: [usize; 3] = [1, 8, 64];
     about = "Large-scale benchmarks of Vouch's storage engine: reopen, proofs, bytes per entry, verification"
 )]
 struct Args {
-    /// Entries in the ledger `main` (without the leaf-hash index).
+    /// Entries in the ledger `main`.
     #[arg(long, default_value_t = 10_000_000)]
     entries: u64,
     /// Entries per submitted batch while building `main` (four batches in flight).
     #[arg(long, default_value_t = 4096)]
     build_batch: usize,
+    /// Build `main` without the leaf-hash index.
+    #[arg(long)]
+    main_without_leaf_index: bool,
     /// Entries in the ledger `indexed` (with the leaf-hash index); 0 skips it.
     #[arg(long, default_value_t = 1_000_000)]
     indexed_entries: u64,
@@ -121,7 +124,7 @@ enum BuildDurability {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum CrashLedger {
-    /// The ledger without the leaf-hash index.
+    /// The large ledger.
     Main,
     /// The ledger with the leaf-hash index.
     Indexed,
@@ -285,7 +288,13 @@ fn build_phase(
 ) {
     let mut bytes = serde_json::Map::new();
     let plan = [
-        (MAIN, false, args.entries, args.build_batch, 4),
+        (
+            MAIN,
+            !args.main_without_leaf_index,
+            args.entries,
+            args.build_batch,
+            4,
+        ),
         (INDEXED, true, args.indexed_entries, args.indexed_batch, 1),
     ];
     for (name, leaf_index, entries, batch, in_flight) in plan {
@@ -538,7 +547,14 @@ fn build(
 
 /// Apparent and allocated bytes of each part of a ledger directory.
 fn disk_usage(dir: &Path, entries: u64) -> Value {
-    let parts = ["segments", "offsets.dat", "tree", "sled", "checkpoints.dat"];
+    let parts = [
+        "segments",
+        "offsets.dat",
+        "tree",
+        "leaf-index",
+        "sled",
+        "checkpoints.dat",
+    ];
     let mut rows = Vec::new();
     let (mut total_len, mut total_alloc) = (0u64, 0u64);
     let mut other = (0u64, 0u64);
