@@ -24,6 +24,8 @@ use jiff::Timestamp;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+mod fast;
+
 use crate::canonical;
 use crate::document::reader::{FieldError, Fields, Reader, child, item};
 use crate::document::{Format, Loc, Node, NodeKind, json, quote_for_message};
@@ -445,6 +447,15 @@ impl Request {
     /// schema violation (unknown field, wrong type, missing field, limit exceeded, malformed
     /// timestamp or glob), each located.
     pub fn from_json(bytes: &[u8]) -> Result<Request, RequestError> {
+        match fast::read(bytes) {
+            Some(request) => Ok(request),
+            None => Request::from_json_strict(bytes),
+        }
+    }
+
+    /// [`Request::from_json`] through the located document tree only: what the fast reader
+    /// (`request/fast.rs`) falls back to, and what it is checked against.
+    pub(crate) fn from_json_strict(bytes: &[u8]) -> Result<Request, RequestError> {
         let root = parse_root(bytes)?;
         let mut r = Reader::new(Format::Json, MAX_STRING_BYTES);
         let request = read_request(&mut r, &root);
@@ -652,25 +663,30 @@ fn opt_text(r: &mut Reader, f: &Fields<'_>, name: &str) -> Option<Option<String>
     }
 }
 
+/// An RFC 3339 timestamp with an offset (`Z` or `±hh:mm`), if `s` is one.
+pub(crate) fn parse_timestamp(s: &str) -> Option<Timestamp> {
+    let shaped = s.len() >= 20 && !s.contains('[') && s.as_bytes().get(10) == Some(&b'T');
+    if !shaped {
+        return None;
+    }
+    s.parse::<Timestamp>().ok()
+}
+
 /// Reads an RFC 3339 timestamp with an offset (`Z` or `±hh:mm`).
 pub(crate) fn timestamp(r: &mut Reader, node: &Node, path: &str) -> Option<Timestamp> {
     let t = r.string(node, path)?;
-    let shaped =
-        t.value.len() >= 20 && !t.value.contains('[') && t.value.as_bytes().get(10) == Some(&b'T');
-    match t.value.parse::<Timestamp>() {
-        Ok(ts) if shaped => Some(ts),
-        _ => {
-            r.error(
-                path,
-                node.loc,
-                format!(
-                    "expected an RFC 3339 timestamp with offset, e.g. \"2025-06-03T10:15:00Z\", got {}",
-                    quote_for_message(&t.value)
-                ),
-            );
-            None
-        }
+    let ts = parse_timestamp(&t.value);
+    if ts.is_none() {
+        r.error(
+            path,
+            node.loc,
+            format!(
+                "expected an RFC 3339 timestamp with offset, e.g. \"2025-06-03T10:15:00Z\", got {}",
+                quote_for_message(&t.value)
+            ),
+        );
     }
+    ts
 }
 
 fn req_timestamp(r: &mut Reader, f: &Fields<'_>, name: &str) -> Option<Timestamp> {
