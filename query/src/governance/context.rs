@@ -1,12 +1,16 @@
 //! The server-derived context of a request: prior promotions of its artifact and the active
 //! exceptions of the bundle's policies, found through the ledger's index.
 //!
-//! - **Promotions.** The recorded ALLOW decisions, and the decisions let through by a granted
-//!   override, whose request names an artifact of the same version, in the same repository
-//!   and service (both compared as present-or-absent values), made at or before the request's
-//!   `now`. Each becomes `{environment, version, commit, digest, at, decision}` with `at` the
-//!   earlier decision's `now`. Sorted by `at`, environment, version, commit, digest and
-//!   decision; when there are more than a request may carry, the most recent are kept.
+//! - **Promotions.** For each (environment, commit, digest) that the request's artifact
+//!   version was promoted with, in the same repository and service (both compared as
+//!   present-or-absent values), the earliest promotion made at or before the request's
+//!   `now` (of several at the same instant, the one recorded first). A promotion is a
+//!   recorded ALLOW decision, or a decision let through by a granted override. Each becomes
+//!   `{environment, version, commit, digest, at, decision}` with `at` the earlier decision's
+//!   `now`. Sorted by `at`, environment, version, commit, digest and decision; when there
+//!   are more than a request may carry, the most recent are kept. Only the entries indexed
+//!   as first promotions ([`NS_FIRST_PROMOTION`]) are read, so re-deciding a version that
+//!   was already promoted does not make later look-ups slower.
 //! - **Exceptions.** The recorded exceptions naming a policy of the bundle, whose scope
 //!   contains the request and which are not expired at `now` (a temporary exception whose
 //!   `expires_at` is at or before `now` is left out; permanent exceptions stay in, so that an
@@ -15,6 +19,7 @@
 //!   are kept.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map;
 
 use jiff::Timestamp;
 use vouch_ledger_core::EntryIndex;
@@ -23,7 +28,7 @@ use vouch_storage::{Ledger, ReadError};
 
 use super::record::{ExceptionEntry, OverrideEntry};
 use super::summary::{self, DecisionSummary};
-use super::terms::{NS_EXCEPTION_POLICY, NS_PROMOTION, promotion_key};
+use super::terms::{NS_EXCEPTION_POLICY, NS_FIRST_PROMOTION, promotion_key};
 use crate::compiler::CompiledBundle;
 use crate::evaluation::Outcome;
 use crate::overrides::OverrideStatus;
@@ -69,17 +74,29 @@ pub(crate) fn context_for(
 }
 
 fn promotions(ledger: &Ledger, request: &Request) -> Result<Vec<Promotion>, ReadError> {
+    promotions_reading(ledger, request).map(|(promotions, _)| promotions)
+}
+
+/// The promotions of the module documentation, and how many entries were read for them.
+pub(crate) fn promotions_reading(
+    ledger: &Ledger,
+    request: &Request,
+) -> Result<(Vec<Promotion>, usize), ReadError> {
     let Some(artifact) = request.artifact() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     };
     let now = request.now();
     let repository = request.repository.as_deref();
     let service = request.service.as_deref();
     let key = promotion_key(repository, service, &artifact.version);
-    let mut out: Vec<Promotion> = Vec::new();
-    for index in all_hits(ledger, NS_PROMOTION, &key, None)? {
+    let hits = all_hits(ledger, NS_FIRST_PROMOTION, &key, None)?;
+    let read = hits.len();
+    // The earliest promotion per (environment, commit, digest); the hits come in index
+    // order, so of promotions at the same instant the first recorded stays.
+    let mut earliest: BTreeMap<(String, String, String), Promotion> = BTreeMap::new();
+    for index in hits {
         let entry = ledger.get(index)?;
-        match entry.kind {
+        let found = match entry.kind {
             EntryKind::Decision => {
                 let Some(d) = summary::read::<DecisionSummary>(&entry.payload) else {
                     continue;
@@ -95,14 +112,16 @@ fn promotions(ledger: &Ledger, request: &Request) -> Result<Vec<Promotion>, Read
                     && r.service.as_deref() == service
                     && at <= now
                 {
-                    out.push(Promotion {
+                    Promotion {
                         environment: r.environment.clone(),
                         version: a.version.clone(),
                         commit: a.commit.clone(),
                         digest: a.digest.clone(),
                         at,
                         decision: Some(d.id),
-                    });
+                    }
+                } else {
+                    continue;
                 }
             }
             EntryKind::Override => {
@@ -116,19 +135,37 @@ fn promotions(ledger: &Ledger, request: &Request) -> Result<Vec<Promotion>, Read
                     && p.service.as_deref() == service
                     && p.at <= now
                 {
-                    out.push(Promotion {
+                    Promotion {
                         environment: p.environment,
                         version: p.version,
                         commit: p.commit,
                         digest: p.digest,
                         at: p.at,
                         decision: Some(p.decision),
-                    });
+                    }
+                } else {
+                    continue;
                 }
             }
-            _ => {}
+            _ => continue,
+        };
+        let binding = (
+            found.environment.clone(),
+            found.commit.clone(),
+            found.digest.clone(),
+        );
+        match earliest.entry(binding) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(found);
+            }
+            btree_map::Entry::Occupied(mut o) => {
+                if found.at < o.get().at {
+                    o.insert(found);
+                }
+            }
         }
     }
+    let mut out: Vec<Promotion> = earliest.into_values().collect();
     out.sort_by(|a, b| {
         (
             a.at,
@@ -147,11 +184,10 @@ fn promotions(ledger: &Ledger, request: &Request) -> Result<Vec<Promotion>, Read
                 &b.decision,
             ))
     });
-    out.dedup();
     if out.len() > MAX_PROMOTIONS {
         out.drain(..out.len() - MAX_PROMOTIONS);
     }
-    Ok(out)
+    Ok((out, read))
 }
 
 /// Whether an exception is not expired at `now` (see the module documentation).
@@ -191,4 +227,144 @@ fn exceptions(
         }
     }
     Ok(found.into_values().take(MAX_EXCEPTIONS).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use vouch_ledger_core::HashAlg;
+    use vouch_ledger_core::note::Signer;
+    use vouch_storage::{DataDir, Durability, LedgerConfig, LedgerOptions};
+
+    use super::*;
+    use crate::governance::terms::NS_PROMOTION;
+    use crate::{BundleRef, DecideOptions, Format, Governance, GovernanceTerms};
+
+    /// Dev, then staging, then production, each needing the artifact in the environments
+    /// before it.
+    const PIPELINE: &str = "\
+version: 1
+name: pipeline
+vocabulary:
+  environment: [dev, staging, production]
+policies:
+  - id: dev
+    when: {environment: dev}
+    require:
+      artifact: {immutable_version: true}
+  - id: staging
+    when: {environment: staging}
+    require:
+      artifact: {same_digest_in: [dev], immutable_version: true}
+  - id: production
+    when: {environment: production}
+    require:
+      artifact: {same_digest_in: [dev, staging], immutable_version: true}
+";
+
+    fn request(environment: &str, subject: &str, now: &str) -> String {
+        format!(
+            r#"{{"subject": "{subject}", "environment": "{environment}", "repository": "acme/shop",
+            "service": "cart", "author": "alice", "now": "{now}",
+            "artifact": {{"version": "2.0.0", "commit": "c1", "digest": "sha256:aa"}}}}"#
+        )
+    }
+
+    #[test]
+    fn re_deciding_a_promoted_version_keeps_the_look_up_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let signer = Signer::from_seed("test.example/context", &[5u8; 32]).unwrap();
+        let config = LedgerConfig {
+            hash: HashAlg::Blake3,
+            origin: "test.example/context".into(),
+            leaf_hash_index: true,
+        };
+        data.create_ledger("l", &config, &signer.verifier(), 0)
+            .unwrap();
+        let options = LedgerOptions {
+            durability: Durability::NoneUnsafe,
+            extractor: Arc::new(GovernanceTerms),
+            ..LedgerOptions::default()
+        };
+        let ledger = Arc::new(data.open_ledger("l", signer, options).unwrap());
+        let gov = Governance::new(ledger.clone());
+        gov.publish(PIPELINE, Format::Yaml, false).unwrap();
+        let b = BundleRef::Name("pipeline".into());
+        let decide = |json: &str| {
+            gov.decide(&b, json.as_bytes(), &DecideOptions::default())
+                .unwrap()
+                .record
+        };
+        let allowed = |json: &str| {
+            let record = decide(json);
+            assert_eq!(
+                record.evaluation.outcome,
+                Outcome::Allow,
+                "{json}: {:?}",
+                record.evaluation.reasons
+            );
+            record
+        };
+        allowed(&request("dev", "D-1", "2025-06-01T10:00:00Z"));
+        allowed(&request("staging", "S-1", "2025-06-02T10:00:00Z"));
+        // Far more re-deployments of the same version than a request's context may hold.
+        let redeploys = MAX_PROMOTIONS + 44;
+        for i in 0..redeploys {
+            let minutes = i % 60;
+            let hours = i / 60;
+            let now = format!("2025-06-03T{:02}:{minutes:02}:00Z", 8 + hours);
+            allowed(&request("production", &format!("P-{i}"), &now));
+        }
+        // Every production decision is a promotion, but only the first is read.
+        let key = promotion_key(Some("acme/shop"), Some("cart"), "2.0.0");
+        assert_eq!(
+            all_hits(&ledger, NS_PROMOTION, &key, None).unwrap().len(),
+            2 + redeploys
+        );
+        let next =
+            Request::from_json(request("production", "P-next", "2025-06-04T10:00:00Z").as_bytes())
+                .unwrap();
+        let (found, read) = promotions_reading(&ledger, &next).unwrap();
+        assert_eq!(read, 3, "one entry per environment");
+        let envs: Vec<(&str, String)> = found
+            .iter()
+            .map(|p| (p.environment.as_str(), p.at.to_string()))
+            .collect();
+        assert_eq!(
+            envs,
+            [
+                ("dev", "2025-06-01T10:00:00Z".to_owned()),
+                ("staging", "2025-06-02T10:00:00Z".to_owned()),
+                ("production", "2025-06-03T08:00:00Z".to_owned()),
+            ]
+        );
+        // And the dev and staging promotions are still there for the next decision.
+        let next = allowed(&request("production", "P-next", "2025-06-04T10:00:00Z"));
+        assert_eq!(next.request.context().promotions, found);
+        // A request at an earlier `now` sees only what was promoted by then.
+        let early =
+            Request::from_json(request("production", "P-early", "2025-06-02T12:00:00Z").as_bytes())
+                .unwrap();
+        let (found, read) = promotions_reading(&ledger, &early).unwrap();
+        assert_eq!(read, 3);
+        let envs: Vec<&str> = found.iter().map(|p| p.environment.as_str()).collect();
+        assert_eq!(envs, ["dev", "staging"]);
+        // A decision made at an earlier `now` than the first production one is a first
+        // promotion too, and becomes the earliest.
+        allowed(&request(
+            "production",
+            "P-backdated",
+            "2025-06-02T11:00:00Z",
+        ));
+        let (found, read) = promotions_reading(&ledger, &early).unwrap();
+        assert_eq!(read, 4);
+        let production: Vec<String> = found
+            .iter()
+            .filter(|p| p.environment == "production")
+            .map(|p| p.at.to_string())
+            .collect();
+        assert_eq!(production, ["2025-06-02T11:00:00Z"]);
+    }
 }

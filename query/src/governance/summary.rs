@@ -65,6 +65,41 @@ pub(crate) struct ArtifactSummary {
     pub(crate) digest: String,
 }
 
+/// The prior promotions recorded in a decision's snapshot, read only to tell whether the
+/// decision is the first promotion of its artifact to its environment (see
+/// [`super::terms::NS_FIRST_PROMOTION`]).
+#[derive(Debug, Deserialize)]
+pub(crate) struct PriorPromotionsSummary {
+    pub(crate) record: PriorPromotionsRecord,
+}
+
+/// The record of a [`PriorPromotionsSummary`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct PriorPromotionsRecord {
+    pub(crate) request: PriorPromotionsRequest,
+}
+
+/// The request of a [`PriorPromotionsSummary`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct PriorPromotionsRequest {
+    pub(crate) context: PriorPromotionsContext,
+}
+
+/// The context of a [`PriorPromotionsSummary`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct PriorPromotionsContext {
+    pub(crate) promotions: Vec<PriorPromotion>,
+}
+
+/// One prior promotion: what identifies the artifact's binding to an environment.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PriorPromotion {
+    pub(crate) environment: String,
+    pub(crate) version: String,
+    pub(crate) commit: String,
+    pub(crate) digest: String,
+}
+
 /// A decision payload for simulation: the summary, and the request snapshot left unparsed.
 #[derive(Debug, Deserialize)]
 pub(crate) struct SimulationView<'a> {

@@ -18,8 +18,21 @@
 //! | [`NS_ENVIRONMENT`] | request `environment` | decisions |
 //! | [`NS_DECISION_BUNDLE`] | bundle hash | decisions |
 //! | [`NS_PROMOTION`] | [`promotion_key`] of the artifact | ALLOW decisions and granted overrides naming an artifact |
+//! | [`NS_FIRST_PROMOTION`] | [`promotion_key`] of the artifact | the first promotions of an artifact (below) and granted overrides naming an artifact |
 //! | [`NS_OVERRIDE_DECISION`] | overridden decision id | overrides |
 //! | [`NS_EXCEPTION_POLICY`] | the exception's policy | exceptions |
+//!
+//! An ALLOW decision naming an artifact is a *first promotion* unless the prior promotions
+//! recorded in its own snapshot (`context.promotions`, which the layer derived from the
+//! ledger when it decided) already hold one to the same environment with the same version,
+//! commit and digest. That is a pure function of the entry, and it is enough for the
+//! promotion look-up (`context.rs`), which needs only the earliest promotion of each
+//! (environment, commit, digest): the earliest one recorded is always marked, since nothing
+//! at or before it could be in its context; re-deciding a version that was already
+//! promoted adds no `NS_FIRST_PROMOTION` term, so the look-up reads one entry per binding
+//! (more only when decisions raced or were made at an earlier `now`, both harmless). A
+//! decision whose snapshot cannot be read that far counts as a first promotion; so does
+//! every granted override, whose payload does not hold the overridden decision's context.
 
 use vouch_ledger_core::entry::{EntryKind, EntryView};
 use vouch_storage::terms::FIRST_CUSTOM_NAMESPACE;
@@ -28,13 +41,18 @@ use vouch_storage::{Term, TermExtractor};
 use super::record::{
     BUNDLE_CONTENT_TYPE, DECISION_CONTENT_TYPE, EXCEPTION_CONTENT_TYPE, OVERRIDE_CONTENT_TYPE,
 };
-use super::summary::{self, BundleSummary, DecisionSummary, ExceptionSummary, OverrideSummary};
+use super::summary::{
+    self, ArtifactSummary, BundleSummary, DecisionSummary, ExceptionSummary, OverrideSummary,
+    PriorPromotionsSummary,
+};
 use crate::canonical;
 use crate::evaluation::Outcome;
 use crate::overrides::OverrideStatus;
 
 /// The version of the extraction rules.
-pub const TERMS_VERSION: u64 = 1;
+///
+/// 2: [`NS_FIRST_PROMOTION`].
+pub const TERMS_VERSION: u64 = 2;
 
 /// The kind of a policy-layer entry.
 pub const NS_KIND: u8 = FIRST_CUSTOM_NAMESPACE;
@@ -60,6 +78,8 @@ pub const NS_PROMOTION: u8 = FIRST_CUSTOM_NAMESPACE + 9;
 pub const NS_OVERRIDE_DECISION: u8 = FIRST_CUSTOM_NAMESPACE + 10;
 /// The policy an exception is for.
 pub const NS_EXCEPTION_POLICY: u8 = FIRST_CUSTOM_NAMESPACE + 11;
+/// The artifact identity of a first promotion (see the module documentation).
+pub const NS_FIRST_PROMOTION: u8 = FIRST_CUSTOM_NAMESPACE + 12;
 
 /// The identity of an artifact across promotions: canonical JSON of
 /// `[repository, service, version]`, with `null` for an absent repository or service.
@@ -115,7 +135,7 @@ impl TermExtractor for GovernanceTerms {
             }
             (EntryKind::Decision, DECISION_CONTENT_TYPE) => {
                 if let Some(d) = summary::read::<DecisionSummary>(payload) {
-                    decision_terms(d, out);
+                    decision_terms(d, payload, out);
                 }
             }
             (EntryKind::Override, OVERRIDE_CONTENT_TYPE) => {
@@ -125,15 +145,13 @@ impl TermExtractor for GovernanceTerms {
                     if o.outcome.status == OverrideStatus::Granted
                         && let Some(p) = o.promotion
                     {
-                        push(
-                            out,
-                            NS_PROMOTION,
-                            promotion_key(
-                                p.repository.as_deref(),
-                                p.service.as_deref(),
-                                &p.version,
-                            ),
+                        let key = promotion_key(
+                            p.repository.as_deref(),
+                            p.service.as_deref(),
+                            &p.version,
                         );
+                        push(out, NS_PROMOTION, key.clone());
+                        push(out, NS_FIRST_PROMOTION, key);
                     }
                 }
             }
@@ -148,7 +166,7 @@ impl TermExtractor for GovernanceTerms {
     }
 }
 
-fn decision_terms(d: DecisionSummary, out: &mut Vec<Term>) {
+fn decision_terms(d: DecisionSummary, payload: &[u8], out: &mut Vec<Term>) {
     let request = &d.record.request;
     let evaluation = &d.record.evaluation;
     push(out, NS_KIND, "decision");
@@ -163,16 +181,31 @@ fn decision_terms(d: DecisionSummary, out: &mut Vec<Term>) {
     if evaluation.outcome == Outcome::Allow
         && let Some(a) = &request.artifact
     {
-        push(
-            out,
-            NS_PROMOTION,
-            promotion_key(
-                request.repository.as_deref(),
-                request.service.as_deref(),
-                &a.version,
-            ),
+        let key = promotion_key(
+            request.repository.as_deref(),
+            request.service.as_deref(),
+            &a.version,
         );
+        if first_promotion(&request.environment, a, payload) {
+            push(out, NS_FIRST_PROMOTION, key.clone());
+        }
+        push(out, NS_PROMOTION, key);
     }
+}
+
+/// Whether an ALLOW decision is a first promotion (see the module documentation): its
+/// snapshot's prior promotions hold none to `environment` with the artifact's version,
+/// commit and digest. A snapshot that cannot be read counts as a first promotion.
+fn first_promotion(environment: &str, artifact: &ArtifactSummary, payload: &[u8]) -> bool {
+    let Some(prior) = summary::read::<PriorPromotionsSummary>(payload) else {
+        return true;
+    };
+    !prior.record.request.context.promotions.iter().any(|p| {
+        p.environment == environment
+            && p.version == artifact.version
+            && p.commit == artifact.commit
+            && p.digest == artifact.digest
+    })
 }
 
 #[cfg(test)]
