@@ -24,7 +24,10 @@
 //! (`vouch_server::server::start` on `127.0.0.1:0`, a temporary data directory), with the
 //! generated client: one client at a time (latency), and 64 concurrent calls (throughput,
 //! one group commit serving many decisions). Every request is new, so every call appends a
-//! decision. It runs with the default durability (`fsync`) and, labelled, with `none`.
+//! decision. The requests model a release pipeline (`pipeline_request`): each artifact
+//! version is decided for dev, then staging, then production, so each look-up of prior
+//! promotions finds a short history. It runs with the default durability (`fsync`) and,
+//! labelled, with `none`.
 //!
 //! Run with `cargo bench -p vouch-benches --bench policy`; results are in
 //! `docs/benchmarks.md` (Policy evaluation).
@@ -209,6 +212,34 @@ fn varied_request(i: usize) -> String {
     )
 }
 
+/// The `i`-th request of a release pipeline: each artifact version goes to dev, then
+/// staging, then production (three consecutive requests), one second apart, across 50
+/// services in 10 repositories, so that each decision's promotion look-up finds the
+/// earlier stages of its own version rather than a long history.
+fn pipeline_request(i: usize) -> String {
+    let version = i / 3;
+    let stage = i % 3;
+    let environment = ["dev", "staging", "production"][stage];
+    let transition = ["build->dev", "dev->staging", "staging->production"][stage];
+    let t = i % (25 * 86_400);
+    let (day, hour, minute, second) = (2 + t / 86_400, t / 3600 % 24, t / 60 % 60, t % 60);
+    format!(
+        r#"{{"subject": "REL-{version}-{environment}", "environment": "{environment}", "transition": "{transition}",
+  "repository": "acme/team-{}/api", "branch": "main", "service": "svc-{}", "risk": "high",
+  "change_type": "code", "author": "alice", "requester": "rita", "releaser": "bot",
+  "approvals": [
+    {{"approver": "sam", "roles": ["Security"], "kind": "production", "at": "2025-06-01T08:00:00Z", "rationale": "ok"}},
+    {{"approver": "erin", "roles": ["EngineeringManager"], "kind": "production", "at": "2025-06-01T08:10:00Z", "rationale": "ok"}},
+    {{"approver": "rm", "roles": ["ReleaseManager"], "kind": "production", "at": "2025-06-01T08:20:00Z", "rationale": "go"}}],
+  "evidence": {{"ticket": "ABC-{version}", "rollback_plan": "revert", "test_evidence": "https://ci/{version}", "critical_findings": 0}},
+  "checks": {{"lint": {{"status": "passed"}}, "unit-test": {{"status": "passed"}}, "dast": {{"status": "na", "rationale": "internal"}}}},
+  "artifact": {{"version": "1.{version}.0", "commit": "c{version}", "digest": "sha256:{version:08x}"}},
+  "now": "2025-06-{day:02}T{hour:02}:{minute:02}:{second:02}Z"}}"#,
+        version % 10,
+        version % 50,
+    )
+}
+
 /// A ledger holding the bench bundle and [`RECORDED`] decisions made with it.
 fn recorded_ledger(dir: &std::path::Path) -> (Governance, CompiledBundle) {
     let signer = Signer::from_seed("bench.example/policy", &[3u8; 32]).expect("a valid signer");
@@ -386,7 +417,7 @@ async fn decide_once(client: &mut vouch_server::client::PolicyClient, i: usize) 
             bundle: Some(pb::BundleRef {
                 r#ref: Some(pb::bundle_ref::Ref::Name("bench-50".into())),
             }),
-            request_json: varied_request(i),
+            request_json: pipeline_request(i),
             ..Default::default()
         })
         .await
