@@ -16,7 +16,7 @@
 //! Recorded decisions never change, so what was read from them is kept in a
 //! [`SimulationCache`] (bounded; the oldest decisions leave first): the next simulation over
 //! the same decisions reads neither the index nor the segments for them again, and only
-//! evaluates. Parsing a request snapshot costs several times more than evaluating it.
+//! evaluates. Reading and parsing a recorded decision costs more than evaluating it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
