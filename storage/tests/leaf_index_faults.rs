@@ -102,7 +102,10 @@ fn a_crash_while_runs_are_written_and_merged_loses_no_acknowledged_entry() {
             let batch = 1 + rng.below(6);
             let drafts = (n..n + batch).map(|i| draft(i, None)).collect();
             n += batch;
-            match ledger.submit(drafts, false).and_then(|t| t.wait()) {
+            match ledger
+                .submit(drafts, false)
+                .and_then(vouch_storage::AppendTicket::wait)
+            {
                 Ok(out) => {
                     for r in out.receipts {
                         acked.insert(r.index.0, r.leaf_hash);
