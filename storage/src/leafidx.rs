@@ -193,7 +193,7 @@ impl Run {
             .partition_point(|f| *f < prefix)
             .saturating_sub(1);
         let count = usize::try_from(self.count()).unwrap_or(usize::MAX);
-        let mut buf = vec![0u8; BLOCK_LEN];
+        let mut buf = [0u8; BLOCK_LEN];
         while block < self.fences.len() {
             let first_rec = block * FENCE_EVERY;
             let n = (count - first_rec).min(FENCE_EVERY);
@@ -354,12 +354,7 @@ impl LeafIndex {
                 at = run.end;
                 chain.push(Arc::new(run));
             } else {
-                doomed.push(
-                    run.path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                );
+                doomed.push(run_file_name(run.first, run.end));
             }
         }
         for name in &doomed {

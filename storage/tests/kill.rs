@@ -260,13 +260,7 @@ fn parent() {
                 "cycle {cycle}: entry {index} by its leaf hash"
             );
         }
-        let status = ledger.leaf_index_status().unwrap();
-        let mut at = 0;
-        for &(first, end) in &status.runs {
-            assert_eq!(first, at, "cycle {cycle}: runs {:?}", status.runs);
-            at = end;
-        }
-        assert_eq!(at + status.in_memory, size, "cycle {cycle}: {status:?}");
+        support::assert_leaf_index_covers(&ledger, &format!("cycle {cycle}"));
         let report = ledger
             .verify(&mut |_| {})
             .unwrap_or_else(|e| panic!("cycle {cycle}: verify: {e}"));

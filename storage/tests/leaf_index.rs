@@ -98,14 +98,7 @@ fn assert_all_found(ledger: &Ledger, receipts: &[Receipt]) {
 
 /// Runs are contiguous from entry 0 and, with the in-memory entries, cover the log.
 fn assert_shape(ledger: &Ledger) -> Vec<(u64, u64)> {
-    let s = ledger.leaf_index_status().unwrap();
-    let mut at = 0;
-    for &(first, end) in &s.runs {
-        assert_eq!(first, at, "{s:?}");
-        at = end;
-    }
-    assert_eq!(at + s.in_memory, ledger.size().0, "{s:?}");
-    s.runs
+    support::assert_leaf_index_covers(ledger, "leaf index")
 }
 
 fn run_dir(dd_root: &Path) -> PathBuf {

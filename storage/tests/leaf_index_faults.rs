@@ -142,13 +142,7 @@ fn a_crash_while_runs_are_written_and_merged_loses_no_acknowledged_entry() {
                     "seed {seed}, {survival:?}: entry {index}; {notes}"
                 );
             }
-            let s = ledger.leaf_index_status().unwrap();
-            let mut at = 0;
-            for &(first, end) in &s.runs {
-                assert_eq!(first, at, "seed {seed}, {survival:?}: {s:?}");
-                at = end;
-            }
-            assert_eq!(at + s.in_memory, ledger.size().0, "seed {seed}: {s:?}");
+            support::assert_leaf_index_covers(&ledger, &format!("seed {seed}, {survival:?}"));
         }
     }
     assert!(

@@ -149,3 +149,23 @@ pub fn scratch_dir() -> tempfile::TempDir {
     }
     tempfile::tempdir().expect("a temporary directory")
 }
+
+/// Asserts the shape of a ledger's leaf-hash index: its runs are contiguous from entry 0 and,
+/// with the entries held in memory, cover exactly the ledger's entries. Returns the runs;
+/// `what` names the case in failure messages.
+///
+/// # Panics
+///
+/// If the ledger has no leaf-hash index or its shape is wrong.
+pub fn assert_leaf_index_covers(ledger: &vouch_storage::Ledger, what: &str) -> Vec<(u64, u64)> {
+    let s = ledger
+        .leaf_index_status()
+        .expect("the ledger has the leaf-hash index");
+    let mut at = 0;
+    for &(first, end) in &s.runs {
+        assert_eq!(first, at, "{what}: {s:?}");
+        at = end;
+    }
+    assert_eq!(at + s.in_memory, ledger.size().0, "{what}: {s:?}");
+    s.runs
+}
