@@ -7,7 +7,9 @@
 //!    ([`NodeId`]) a proof is made of, without touching a hash, so a disk-backed store reads
 //!    exactly those nodes and nothing else.
 //! 2. **Assembly.** [`prove_inclusion`] and [`prove_consistency`] fetch the planned nodes
-//!    from a [`NodeSource`] and turn them into the proof path.
+//!    from a [`NodeSource`] and turn them into the proof path; [`prove_inclusion_at_edge`]
+//!    and [`prove_consistency_at_edge`] do the same with the tree size's [`RightEdge`]
+//!    computed once, so a store that serves many proofs at one size hashes nothing.
 //! 3. **Verification.** [`verify_inclusion`] and [`verify_consistency`] are literal
 //!    transcriptions of RFC 9162 §2.1.3.2 and §2.1.4.2, with the edge cases of
 //!    transparency-dev/merkle; the `_bytes` variants take hashes whose length has not been
@@ -401,6 +403,164 @@ pub fn prove_consistency<S: NodeSource + ?Sized>(
     Ok(ConsistencyProof {
         old_size: old,
         new_size: new,
+        path,
+    })
+}
+
+/// The right edge of one tree size: the fold of every suffix of its compact range.
+///
+/// A proof at size `n` whose path has a sibling cut by the end of the tree
+/// ([`ProofPlan::rehash`]) folds the last few nodes of `n`'s compact range into one hash:
+/// always a suffix of [`Frontier::ids_for`]`(n)`. `RightEdge` holds all those suffix folds
+/// (and the root, the fold of the whole range), so that every later proof at that size reads
+/// only its perfect siblings and hashes nothing. It is built from the frontier once per size
+/// at the cost of computing the root, and holds at most 64 hashes.
+///
+/// The hashes are only as good as the frontier it was built from: compare
+/// [`RightEdge::root`] with a trusted root.
+///
+/// ```
+/// use vouch_ledger_core::{HashAlg, MemoryTree, TreeSize};
+/// use vouch_ledger_core::proof::{RightEdge, prove_inclusion, prove_inclusion_at_edge};
+///
+/// let alg = HashAlg::Sha256;
+/// let tree = MemoryTree::from_leaf_hashes(alg, (0u8..13).map(|i| alg.leaf_hash(&[i])));
+/// let edge = RightEdge::new(&tree.frontier_at(TreeSize(13)).unwrap());
+/// assert_eq!(edge.root(), tree.root());
+/// for i in 0..13 {
+///     let index = vouch_ledger_core::EntryIndex(i);
+///     assert_eq!(
+///         prove_inclusion_at_edge(&edge, index, &tree).unwrap(),
+///         prove_inclusion(alg, index, TreeSize(13), &tree).unwrap(),
+///     );
+/// }
+/// ```
+// INVARIANT: `folds.len() == size.count_ones()`, and `folds[j]` is the fold from the right
+// of the hashes of the nodes `j..` of `Frontier::ids_for(size)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RightEdge {
+    alg: HashAlg,
+    size: TreeSize,
+    folds: Vec<Hash>,
+}
+
+impl RightEdge {
+    /// The right edge of the frontier's tree.
+    pub fn new(frontier: &Frontier) -> Self {
+        let alg = frontier.alg();
+        // Fold from the right: each node's fold is H(node ‖ fold of the nodes after it).
+        let mut folds: Vec<Hash> = Vec::with_capacity(frontier.nodes().len());
+        let mut right: Option<Hash> = None;
+        for node in frontier.nodes().iter().rev() {
+            let fold = match right {
+                None => *node,
+                Some(right) => alg.node_hash(node, &right),
+            };
+            folds.push(fold);
+            right = Some(fold);
+        }
+        folds.reverse();
+        Self {
+            alg,
+            size: frontier.size(),
+            folds,
+        }
+    }
+
+    /// The hash function.
+    pub fn alg(&self) -> HashAlg {
+        self.alg
+    }
+
+    /// The tree size this edge belongs to.
+    pub fn size(&self) -> TreeSize {
+        self.size
+    }
+
+    /// The root of the tree of [`RightEdge::size`] leaves.
+    pub fn root(&self) -> Hash {
+        self.folds
+            .first()
+            .copied()
+            .unwrap_or_else(|| self.alg.empty_root())
+    }
+
+    /// The fold of the last `count` nodes of the compact range, if it has that many.
+    fn fold_of_last(&self, count: usize) -> Option<Hash> {
+        let start = self.folds.len().checked_sub(count)?;
+        self.folds.get(start).copied()
+    }
+
+    /// The proof path of `plan` (a plan at this edge's size): the planned nodes outside the
+    /// rehash range come from `source`, the folded hash from the edge.
+    fn assemble<S: NodeSource + ?Sized>(
+        &self,
+        plan: &ProofPlan,
+        source: &S,
+    ) -> Result<Vec<Hash>, ProveError<S::Error>> {
+        let Some(range) = plan.rehash() else {
+            let hashes = source.nodes(plan.nodes()).map_err(ProveError::Source)?;
+            return Ok(plan.assemble(self.alg, &hashes)?);
+        };
+        let mismatch = NodeCountMismatch {
+            expected: plan.nodes().len(),
+            got: plan.nodes().len() - range.len() + 1,
+        };
+        let (before, rest) = plan.nodes().split_at_checked(range.start).ok_or(mismatch)?;
+        let after = rest.get(range.len()..).ok_or(mismatch)?;
+        let folded = self.fold_of_last(range.len()).ok_or(mismatch)?;
+        let mut ids = Vec::with_capacity(before.len() + after.len());
+        ids.extend_from_slice(before);
+        ids.extend_from_slice(after);
+        let mut path = source.nodes(&ids).map_err(ProveError::Source)?;
+        if path.len() != ids.len() {
+            return Err(NodeCountMismatch {
+                expected: ids.len(),
+                got: path.len(),
+            }
+            .into());
+        }
+        path.insert(range.start, folded);
+        Ok(path)
+    }
+}
+
+/// [`prove_inclusion`] at the size of `edge`, taking the folded right-edge sibling (if the
+/// path has one) from the edge instead of reading and hashing its nodes.
+///
+/// # Errors
+///
+/// As [`prove_inclusion`].
+pub fn prove_inclusion_at_edge<S: NodeSource + ?Sized>(
+    edge: &RightEdge,
+    index: EntryIndex,
+    source: &S,
+) -> Result<InclusionProof, ProveError<S::Error>> {
+    let plan = inclusion_plan(index, edge.size)?;
+    let path = edge.assemble(&plan, source)?;
+    Ok(InclusionProof {
+        index,
+        size: edge.size,
+        path,
+    })
+}
+
+/// [`prove_consistency`] from `old` to the size of `edge`, taking the folded right-edge
+/// sibling (if the proof has one) from the edge.
+///
+/// # Errors
+///
+/// As [`prove_consistency`].
+pub fn prove_consistency_at_edge<S: NodeSource + ?Sized>(
+    edge: &RightEdge,
+    old: TreeSize,
+    source: &S,
+) -> Result<ConsistencyProof, ProveError<S::Error>> {
+    let plan = consistency_plan(old, edge.size)?;
+    let path = edge.assemble(&plan, source)?;
+    Ok(ConsistencyProof {
+        old_size: old,
+        new_size: edge.size,
         path,
     })
 }
@@ -974,6 +1134,102 @@ mod tests {
             err,
             Err(ProveError::Plan(ProofError::OldSizeGreaterThanNew { .. }))
         ));
+    }
+
+    #[test]
+    fn edge_proofs_equal_plain_proofs_at_every_size() {
+        for alg in HashAlg::ALL {
+            let tree = MemoryTree::from_leaf_hashes(alg, (0u8..70).map(|i| alg.leaf_hash(&[i])));
+            let empty = RightEdge::new(&Frontier::new(alg));
+            assert_eq!(empty.root(), alg.empty_root());
+            let err = prove_inclusion_at_edge(&empty, EntryIndex(0), &tree);
+            assert!(matches!(err, Err(ProveError::Plan(_))), "{err:?}");
+            for size in 1..=70 {
+                let size = TreeSize(size);
+                let edge = RightEdge::new(&tree.frontier_at(size).unwrap());
+                assert_eq!(edge.size(), size);
+                assert_eq!(edge.alg(), alg);
+                assert_eq!(edge.root(), tree.root_at(size).unwrap(), "root at {size}");
+                for i in 0..size.0 {
+                    let i = EntryIndex(i);
+                    assert_eq!(
+                        prove_inclusion_at_edge(&edge, i, &tree).unwrap(),
+                        prove_inclusion(alg, i, size, &tree).unwrap(),
+                        "inclusion of {i} at {size}"
+                    );
+                }
+                for old in 1..=size.0 {
+                    let old = TreeSize(old);
+                    assert_eq!(
+                        prove_consistency_at_edge(&edge, old, &tree).unwrap(),
+                        prove_consistency(alg, old, size, &tree).unwrap(),
+                        "consistency from {old} to {size}"
+                    );
+                }
+                let beyond = prove_inclusion_at_edge(&edge, EntryIndex(size.0), &tree);
+                assert!(matches!(beyond, Err(ProveError::Plan(_))), "{beyond:?}");
+            }
+        }
+    }
+
+    /// A node source that counts the nodes it is asked for, and can drop one hash from
+    /// every answer.
+    struct Counting<'a> {
+        tree: &'a MemoryTree,
+        read: std::cell::Cell<usize>,
+        drop_one: bool,
+    }
+
+    impl NodeSource for Counting<'_> {
+        type Error = crate::merkle::MemoryTreeError;
+
+        fn node(&self, id: NodeId) -> Result<Hash, Self::Error> {
+            self.read.set(self.read.get() + 1);
+            self.tree.node(id)
+        }
+
+        fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, Self::Error> {
+            let mut hashes = ids
+                .iter()
+                .map(|&id| self.node(id))
+                .collect::<Result<Vec<_>, _>>()?;
+            if self.drop_one {
+                hashes.pop();
+            }
+            Ok(hashes)
+        }
+    }
+
+    #[test]
+    fn edge_proofs_read_only_the_perfect_siblings() {
+        let alg = HashAlg::Blake3;
+        let tree = MemoryTree::from_leaf_hashes(alg, (0u8..7).map(|i| alg.leaf_hash(&[i])));
+        let edge = RightEdge::new(&tree.frontier_at(TreeSize(7)).unwrap());
+        let source = Counting {
+            tree: &tree,
+            read: std::cell::Cell::new(0),
+            drop_one: false,
+        };
+        // Leaf 0 of 7: siblings (0, 1), (1, 1) and the right edge {(1, 2), (0, 6)}.
+        let proof = prove_inclusion_at_edge(&edge, EntryIndex(0), &source).unwrap();
+        assert_eq!(proof.path.len(), 3);
+        assert_eq!(
+            source.read.get(),
+            2,
+            "the two right-edge nodes come from the edge"
+        );
+        source.read.set(0);
+        prove_inclusion(alg, EntryIndex(0), TreeSize(7), &source).unwrap();
+        assert_eq!(source.read.get(), 4);
+
+        let short = Counting {
+            drop_one: true,
+            ..source
+        };
+        let err = prove_inclusion_at_edge(&edge, EntryIndex(0), &short);
+        assert!(matches!(err, Err(ProveError::NodeCount(_))), "{err:?}");
+        let err = prove_consistency_at_edge(&edge, TreeSize(3), &short);
+        assert!(matches!(err, Err(ProveError::NodeCount(_))), "{err:?}");
     }
 
     #[test]

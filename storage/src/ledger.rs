@@ -21,8 +21,9 @@ use vouch_ledger_core::entry::{Entry, EntryDraft, EntryView, Timestamp};
 use vouch_ledger_core::merkle::Frontier;
 use vouch_ledger_core::note::Verifiers;
 use vouch_ledger_core::proof::{
-    ConsistencyProof, InclusionProof, NodeSource, ProveError as CoreProveError, prove_consistency,
-    prove_inclusion, verify_consistency, verify_inclusion,
+    ConsistencyProof, InclusionProof, NodeSource, ProveError as CoreProveError, RightEdge,
+    prove_consistency, prove_consistency_at_edge, prove_inclusion, prove_inclusion_at_edge,
+    verify_consistency, verify_inclusion,
 };
 use vouch_ledger_core::{EntryIndex, Hash, HashAlg, NodeId, TreeSize};
 
@@ -227,11 +228,9 @@ pub(crate) struct Shared {
     pub(crate) verifiers: Verifiers,
     pub(crate) options: LedgerOptions,
     pub(crate) stats: crate::stats::LedgerStats,
-    /// The root of the largest tree size [`Shared::root_at`] has computed, with that size.
-    /// Self-checked proofs ask for the root of the same recent size (the latest checkpoint's)
-    /// over and over; a root never changes once its entries exist, so this saves re-reading
-    /// and re-hashing the tree's right edge each time. Roots of older sizes do not replace it.
-    pub(crate) root_cache: Mutex<Option<(u64, Hash)>>,
+    /// The right edges (roots and right-edge folds) of the two largest tree sizes that roots
+    /// or proofs were asked for; see [`EdgeCache`].
+    pub(crate) edges: EdgeCache,
     /// Held for as long as the ledger is open.
     pub(crate) _lock: File,
 }
@@ -242,6 +241,58 @@ pub struct Ledger {
     pub(crate) shared: Arc<Shared>,
     pub(crate) tx: Mutex<Option<mpsc::Sender<Command>>>,
     pub(crate) thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The right edges of the two largest tree sizes asked for.
+///
+/// A root or a proof at size `n` needs the hashes along the tree's right edge: the fold of
+/// `n`'s compact range (the root), or of a suffix of it (the sibling of a path that reaches
+/// past the end of the tree). Those never change once the entries exist, and callers ask for
+/// the same few sizes over and over (the latest checkpoint's, the current size), so the
+/// edges of the two largest sizes seen are kept; a smaller size does not displace them.
+#[derive(Debug, Default)]
+pub(crate) struct EdgeCache {
+    slots: Mutex<[Option<Arc<RightEdge>>; 2]>,
+}
+
+impl EdgeCache {
+    fn slots(&self) -> std::sync::MutexGuard<'_, [Option<Arc<RightEdge>>; 2]> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached edge of `size`, if any.
+    fn get(&self, size: u64) -> Option<Arc<RightEdge>> {
+        self.slots()
+            .iter()
+            .flatten()
+            .find(|edge| edge.size().0 == size)
+            .cloned()
+    }
+
+    /// Whether [`EdgeCache::offer`] would keep an edge of `size`.
+    fn would_keep(&self, size: u64) -> bool {
+        self.slots()
+            .iter()
+            .any(|slot| slot.as_ref().is_none_or(|edge| edge.size().0 < size))
+    }
+
+    /// Keeps `edge` in an empty slot, or in place of the smallest size if that is smaller.
+    fn offer(&self, edge: &Arc<RightEdge>) {
+        let mut slots = self.slots();
+        if slots.iter().flatten().any(|e| e.size() == edge.size()) {
+            return;
+        }
+        let victim = slots
+            .iter_mut()
+            .min_by_key(|slot| slot.as_ref().map(|e| e.size()));
+        if let Some(slot) = victim
+            && slot.as_ref().is_none_or(|e| e.size() < edge.size())
+        {
+            *slot = Some(Arc::clone(edge));
+        }
+    }
 }
 
 /// Reads perfect nodes of a ledger's tree; level 0 by re-hashing the entry.
@@ -354,27 +405,39 @@ impl Shared {
 
     /// The root of the tree of `size` leaves, from the stored perfect nodes.
     pub(crate) fn root_at(&self, size: u64) -> Result<Hash, ReadError> {
-        let cache = || {
-            self.root_cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
-        if let Some((cached_size, root)) = *cache()
-            && cached_size == size
-        {
-            return Ok(root);
+        match self.edges.get(size) {
+            Some(edge) => Ok(edge.root()),
+            None => Ok(self.right_edge(size)?.root()),
+        }
+    }
+
+    /// The right edge of the tree of `size` leaves: from the cache, or read from the stored
+    /// perfect nodes and then offered to the cache.
+    pub(crate) fn right_edge(&self, size: u64) -> Result<Arc<RightEdge>, ReadError> {
+        if let Some(edge) = self.edges.get(size) {
+            return Ok(edge);
         }
         let ids: Vec<NodeId> = Frontier::ids_for(TreeSize(size)).collect();
         let hashes = StoreSource { shared: self }.nodes(&ids)?;
         let frontier = Frontier::restore(self.hash, TreeSize(size), hashes).map_err(|e| {
             ReadError::Corrupted(Corruption::file(&self.display_dir, e.to_string()))
         })?;
-        let root = frontier.root();
-        let mut cached = cache();
-        if cached.is_none_or(|(cached_size, _)| size > cached_size) {
-            *cached = Some((size, root));
+        let edge = Arc::new(RightEdge::new(&frontier));
+        self.edges.offer(&edge);
+        Ok(edge)
+    }
+
+    /// The right edge to build proofs at `size` with: cached, or computed when the cache
+    /// would keep it (a size at least as large as one it holds). Proofs at other sizes fold
+    /// only the part of the edge they need instead.
+    fn edge_for_proofs(&self, size: u64) -> Result<Option<Arc<RightEdge>>, ReadError> {
+        if let Some(edge) = self.edges.get(size) {
+            return Ok(Some(edge));
         }
-        Ok(root)
+        if self.edges.would_keep(size) {
+            return self.right_edge(size).map(Some);
+        }
+        Ok(None)
     }
 
     /// The root of `size` that proofs are checked against: a checkpoint's root when there is
@@ -651,7 +714,11 @@ impl Ledger {
         let source = StoreSource {
             shared: &self.shared,
         };
-        let proof = prove_inclusion(self.shared.hash, index, size, &source).map_err(map_prove)?;
+        let proof = match self.shared.edge_for_proofs(size.0)? {
+            Some(edge) => prove_inclusion_at_edge(&edge, index, &source),
+            None => prove_inclusion(self.shared.hash, index, size, &source),
+        }
+        .map_err(map_prove)?;
         if self.shared.options.self_check_proofs {
             let root = self.shared.trusted_root(size.0)?;
             let leaf = source.node(NodeId::leaf(index))?;
@@ -682,7 +749,11 @@ impl Ledger {
         let source = StoreSource {
             shared: &self.shared,
         };
-        let proof = prove_consistency(self.shared.hash, old, new, &source).map_err(map_prove)?;
+        let proof = match self.shared.edge_for_proofs(new.0)? {
+            Some(edge) => prove_consistency_at_edge(&edge, old, &source),
+            None => prove_consistency(self.shared.hash, old, new, &source),
+        }
+        .map_err(map_prove)?;
         if self.shared.options.self_check_proofs {
             let old_root = self.shared.trusted_root(old.0)?;
             let new_root = self.shared.trusted_root(new.0)?;
@@ -903,5 +974,43 @@ fn map_prove(e: CoreProveError<ReadError>) -> ProveError {
             ProveError::SelfCheck(Corruption::file("tree", n.to_string()))
         }
         other => ProveError::SelfCheck(Corruption::file("tree", other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(size: u64) -> Arc<RightEdge> {
+        let alg = HashAlg::Sha256;
+        let mut frontier = Frontier::new(alg);
+        for i in 0..size {
+            frontier.push(alg.leaf_hash(&i.to_le_bytes()), |_, _| {});
+        }
+        Arc::new(RightEdge::new(&frontier))
+    }
+
+    #[test]
+    fn the_edge_cache_keeps_the_two_largest_sizes() {
+        let cache = EdgeCache::default();
+        assert!(cache.get(5).is_none());
+        assert!(cache.would_keep(1));
+        cache.offer(&edge(5));
+        cache.offer(&edge(9));
+        assert_eq!(cache.get(5).unwrap().size(), TreeSize(5));
+        assert_eq!(cache.get(9).unwrap().size(), TreeSize(9));
+        // Smaller or equal sizes neither displace nor duplicate what is kept.
+        assert!(!cache.would_keep(3));
+        assert!(!cache.would_keep(5));
+        cache.offer(&edge(3));
+        cache.offer(&edge(9));
+        assert!(cache.get(3).is_none());
+        assert!(cache.get(5).is_some() && cache.get(9).is_some());
+        // A larger size displaces the smallest.
+        assert!(cache.would_keep(7));
+        cache.offer(&edge(7));
+        assert!(cache.get(5).is_none());
+        assert_eq!(cache.get(7).unwrap().root(), edge(7).root());
+        assert!(cache.get(9).is_some());
     }
 }

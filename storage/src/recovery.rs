@@ -498,7 +498,7 @@ fn open_files(
         verifiers: verifiers.clone(),
         options: options.clone(),
         stats: crate::stats::LedgerStats::default(),
-        root_cache: Mutex::new(None),
+        edges: crate::ledger::EdgeCache::default(),
         _lock: lock.try_clone().map_err(io(display_dir, "dup lock"))?,
     };
 
