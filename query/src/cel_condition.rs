@@ -26,6 +26,8 @@ use cel::{Context, Value};
 use crate::bundle::ParamValue;
 use crate::request::{ApprovalKind, CheckStatus, EvidenceValue, Request};
 
+mod plan;
+
 /// Longest condition source, in bytes.
 pub const MAX_SOURCE_BYTES: usize = 2048;
 /// Deepest bracket nesting (parentheses, brackets, braces) in a condition.
@@ -251,12 +253,29 @@ pub(crate) struct Issue {
 pub(crate) struct Condition {
     expr: IdedExpr,
     vars: VarSet,
+    /// The condition compiled for direct evaluation, if it is within the subset that
+    /// [`plan`] covers.
+    plan: Option<plan::Plan>,
 }
 
 impl Condition {
     /// The variables the condition reads.
     pub(crate) fn vars(&self) -> VarSet {
         self.vars
+    }
+
+    /// Evaluates the condition directly over `request`, with the parameter values `params`
+    /// (in the order of the bundle's parameters), without the CEL interpreter.
+    ///
+    /// `Some` is what [`Condition::evaluate`] returns, `Ok` with that boolean; `None` says
+    /// that [`Condition::evaluate`] must decide (the condition has no plan, evaluating it
+    /// fails, or its result is not a boolean).
+    pub(crate) fn evaluate_direct(
+        &self,
+        request: &Request,
+        params: &[&ParamValue],
+    ) -> Option<bool> {
+        self.plan.as_ref()?.evaluate(request, params)
     }
 }
 
@@ -328,9 +347,11 @@ pub(crate) fn compile(source: &str, schema: &Schema<'_>) -> Result<Condition, Ve
     let root = checker.walk(&expr, 0);
     checker.consume(root);
     if checker.issues.is_empty() {
+        let plan = plan::Plan::build(&expr, schema.params);
         Ok(Condition {
             expr,
             vars: checker.vars,
+            plan,
         })
     } else {
         checker.issues.dedup();

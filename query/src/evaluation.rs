@@ -7,6 +7,7 @@
 //! environment, a file or a random source, and every collection that reaches the output is
 //! sorted, so the same input always gives byte-identical canonical JSON.
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -391,14 +392,16 @@ pub fn evaluate(bundle: &CompiledBundle, request: &Request) -> Evaluation {
     let cel_vars = matched
         .iter()
         .fold(VarSet::default(), |acc, p| acc.union(p.cel_vars));
-    let named_params;
-    let bindings;
-    let mut cel_context = None;
-    if cel_vars != VarSet::default() {
-        named_params = params.named(bundle);
-        bindings = Bindings::new(request, &named_params);
-        cel_context = Some(bindings.context(&bundle.cel_env, cel_vars));
-    }
+    let named_params = OnceCell::new();
+    let cel_context = OnceCell::new();
+    let conditions = (cel_vars != VarSet::default()).then_some(Conditions {
+        bundle,
+        request,
+        params: &params,
+        vars: cel_vars,
+        named_params: &named_params,
+        context: &cel_context,
+    });
 
     let mut reasons: Vec<Reason> = Vec::new();
     let mut matched_out: Vec<MatchedPolicy> = Vec::with_capacity(matched.len());
@@ -420,8 +423,8 @@ pub fn evaluate(bundle: &CompiledBundle, request: &Request) -> Evaluation {
         check.checks();
         check.artifact();
         let window = policy.window.as_ref().map(|w| check.window(bundle, w));
-        if let Some(ctx) = &cel_context {
-            check.conditions(ctx);
+        if let Some(conditions) = &conditions {
+            check.conditions(conditions);
         }
         let PolicyCheck {
             mut violations,
@@ -603,6 +606,34 @@ fn apply_exceptions(
         });
     }
     (waived_any, notes)
+}
+
+/// The CEL conditions' view of one request: the variables that the matched policies'
+/// conditions read, bound as CEL values only when a condition needs the interpreter (most are
+/// evaluated directly; see [`crate::cel_condition::Condition::evaluate_direct`]), and then once
+/// for all of them.
+struct Conditions<'a, 'c, 'v> {
+    bundle: &'a CompiledBundle,
+    request: &'v Request,
+    params: &'a Params<'a>,
+    /// What the conditions of the matched policies read.
+    vars: VarSet,
+    /// The parameters by name, as the CEL variable `params` holds them, once needed.
+    named_params: &'v OnceCell<Vec<(String, ParamValue)>>,
+    /// The interpreter's context, once needed.
+    context: &'c OnceCell<cel::Context<'v, 'v>>,
+}
+
+impl<'c, 'v> Conditions<'_, 'c, 'v> {
+    /// The interpreter's context, built on first use.
+    fn context(&self) -> &'c cel::Context<'v, 'v> {
+        self.context.get_or_init(|| {
+            let named = self
+                .named_params
+                .get_or_init(|| self.params.named(self.bundle));
+            Bindings::new(self.request, named).context(&self.bundle.cel_env, self.vars)
+        })
+    }
 }
 
 /// What the window requirement found.
@@ -1129,10 +1160,17 @@ impl PolicyCheck<'_> {
         result
     }
 
-    fn conditions(&mut self, ctx: &cel::Context<'_, '_>) {
+    fn conditions(&mut self, conditions: &Conditions<'_, '_, '_>) {
         for c in &self.policy.conditions {
             let requirement = || format!("conditions.{}", c.id);
-            match c.condition.evaluate(ctx) {
+            let result = match c
+                .condition
+                .evaluate_direct(self.request, &self.params.values)
+            {
+                Some(b) => Ok(b),
+                None => c.condition.evaluate(conditions.context()),
+            };
+            match result {
                 Ok(true) => {}
                 Ok(false) => {
                     let message = c
