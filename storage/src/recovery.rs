@@ -393,6 +393,7 @@ pub(crate) fn open_ledger(
         unsynced_since: None,
         last_sync_at: now,
         terms_behind: false,
+        terms_failed: None,
         rules_version: rules_version(&*options.extractor),
     };
     if let Some(index) = &shared.leaf_index {
@@ -846,6 +847,25 @@ fn check_latest_checkpoint(shared: &Shared, size: u64) -> Result<(), DerivedProb
 
 /// Step 7: brings the secondary index up to the log, rebuilding it if it cannot be trusted.
 fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
+    catch_up_terms_to(shared, size).map_err(|e| match e {
+        CatchUpError::Index(e) => DerivedProblem::Fatal(OpenError::Index(e.to_string())),
+        CatchUpError::Read(e) => read_problem(e),
+    })
+}
+
+/// Why [`catch_up_terms_to`] failed.
+#[derive(Debug)]
+pub(crate) enum CatchUpError {
+    /// The secondary index could not be read or written.
+    Index(IoFailure),
+    /// The log could not be read.
+    Read(ReadError),
+}
+
+/// Indexes the terms of the entries from the secondary index's watermark up to `size`, from
+/// the log; clears the index first if its watermark is missing, from other rules, or beyond
+/// `size`. Used at open, and by the sequencer after it reopened a failed index.
+pub(crate) fn catch_up_terms_to(shared: &Shared, size: u64) -> Result<(), CatchUpError> {
     let version = rules_version(&*shared.extractor);
     let wm = shared.terms.watermark().ok().flatten();
     let from = match wm {
@@ -859,10 +879,13 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
                     "rebuilding the secondary index from the log"
                 );
             }
-            shared
-                .terms
-                .clear()
-                .map_err(|e| DerivedProblem::Fatal(OpenError::Index(e)))?;
+            shared.terms.clear().map_err(|e| {
+                CatchUpError::Index(IoFailure::new(
+                    shared.display_dir.join("sled"),
+                    "clear",
+                    std::io::Error::other(e),
+                ))
+            })?;
             0
         }
     };
@@ -871,7 +894,7 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
     }
     let mut batch: Vec<Vec<crate::terms::Term>> = Vec::new();
     let mut batch_start = from;
-    let mut fail: Option<String> = None;
+    let mut fail: Option<IoFailure> = None;
     shared
         .scan_range(from, size, |i, _off, body| {
             let mut t = Vec::new();
@@ -880,7 +903,9 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
             }
             batch.push(t);
             if batch.len() >= 10_000 {
-                if let Err(e) = shared.terms.apply(batch_start, &batch, version) {
+                if fail.is_none()
+                    && let Err(e) = shared.terms.apply(batch_start, &batch, version)
+                {
                     fail = Some(e);
                 }
                 batch.clear();
@@ -888,14 +913,14 @@ fn catch_up_terms(shared: &Shared, size: u64) -> Result<(), DerivedProblem> {
             }
             Ok(())
         })
-        .map_err(read_problem)?;
+        .map_err(CatchUpError::Read)?;
     if let Some(e) = fail {
-        return Err(DerivedProblem::Fatal(OpenError::Index(e)));
+        return Err(CatchUpError::Index(e));
     }
     shared
         .terms
         .apply(batch_start, &batch, version)
-        .map_err(|e| DerivedProblem::Fatal(OpenError::Index(e)))
+        .map_err(CatchUpError::Index)
 }
 
 /// Step 8: opens the leaf-hash index, keeping its sound runs, and indexes the entries past them

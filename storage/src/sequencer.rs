@@ -21,9 +21,10 @@ use vouch_ledger_core::proof::{prove_consistency, verify_consistency};
 use vouch_ledger_core::{EntryIndex, Hash, NodeId, TreeSize};
 
 use crate::checkpoints::{CheckpointWriteError, StoredCheckpoint};
-use crate::error::{AppendError, CheckpointError, Corruption, IoFailure};
+use crate::error::{AppendError, CheckpointError, Corruption, IoFailure, ReadError};
 use crate::frame::encode_frame;
 use crate::ledger::{AppendOutcome, Durability, Receipt, Shared};
+use crate::recovery::{CatchUpError, catch_up_terms_to};
 use crate::segment::Segment;
 use crate::terms::{NS_IDEMPOTENCY_KEY, Term, entry_terms};
 
@@ -83,7 +84,13 @@ pub(crate) struct Writer {
     pub(crate) terms_behind: bool,
     /// The version of the index rules, written with the watermark.
     pub(crate) rules_version: u64,
+    /// A write to the secondary index failed: the failure, and when the index was last
+    /// reopened (or the failure happened). See [`Writer::repair_terms`].
+    pub(crate) terms_failed: Option<(IoFailure, Instant)>,
 }
+
+/// How long the sequencer waits between tries to reopen a secondary index whose write failed.
+const TERMS_RETRY: Duration = Duration::from_secs(1);
 
 impl Writer {
     /// Runs until closed or until every handle is gone.
@@ -183,7 +190,11 @@ impl Writer {
             .shared
             .terms
             .lookup(NS_IDEMPOTENCY_KEY, key.as_bytes(), None, 16)
-            .map_err(|e| AppendError::Poisoned(format!("idempotency index: {e}")))?;
+            .map_err(|e| match e {
+                // The index cannot be read now (closed after a failed write): a retry works.
+                ReadError::Io(failure) => AppendError::Io(failure),
+                e => AppendError::Poisoned(format!("idempotency index: {e}")),
+            })?;
         for idx in hits {
             if idx.0 >= size {
                 continue;
@@ -226,6 +237,10 @@ impl Writer {
             }
             return;
         }
+        // 0. A secondary index whose write failed is reopened and caught up before new
+        //    entries go in again; until then they are refused with that failure (repeated
+        //    idempotency keys are still answered, from what the index can read).
+        let terms_down = self.repair_terms().err();
         // 1. Idempotency and slot assignment. A job with any bad draft is refused whole.
         let mut accepted: Vec<(AppendJob, Vec<Slot>)> = Vec::new();
         let mut new_drafts: Vec<(usize, usize)> = Vec::new(); // (job, draft) of each new entry
@@ -283,6 +298,10 @@ impl Writer {
         }
         if new_drafts.is_empty() {
             self.reply(accepted, &[]);
+            return;
+        }
+        if let Some(failure) = terms_down {
+            self.fail_jobs(accepted, &AppendError::Io(failure));
             return;
         }
 
@@ -376,6 +395,7 @@ impl Writer {
         }
 
         // 6. Derived files: offsets and Merkle nodes.
+        let frontier_before = self.frontier.clone();
         let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(leaves.len() * 2);
         for leaf in &leaves {
             self.frontier.push(*leaf, |id, h| {
@@ -399,11 +419,26 @@ impl Writer {
 
         // 7. Index terms and watermark, in one sled batch; a group without terms leaves the
         //    watermark behind until the next group with terms or the next index head.
+        //    If the index cannot be written (a full disk), the group is rolled back: its
+        //    entries could not be found by their idempotency keys, so they must not be
+        //    acknowledged, and nothing has been published yet.
         if terms.iter().any(|t| !t.is_empty()) {
-            if let Err(e) = self.shared.terms.apply(base, &terms, self.rules_version) {
-                self.poison(format!("secondary index: {e}"));
-                let cause = self.poisoned().unwrap_or_default();
-                self.fail_jobs(accepted, &AppendError::Poisoned(cause));
+            if let Err(failure) = self.write_terms(base, &terms) {
+                let frames_from = self.active_len - buf.len() as u64;
+                if let Err(t) = self.active.file.set_len(frames_from) {
+                    self.poison(format!(
+                        "secondary index: {failure}; rolling the group back also failed: {}",
+                        IoFailure::new(&self.active.display, "truncate", t)
+                    ));
+                    let cause = self.poisoned().unwrap_or_default();
+                    self.fail_jobs(accepted, &AppendError::Poisoned(cause));
+                    return;
+                }
+                self.active_len = frames_from;
+                self.frontier = frontier_before;
+                tracing::error!(ledger = %self.shared.name, error = %failure, "writing the secondary index failed; the group is rolled back and the index is reopened before the next append");
+                self.terms_failed = Some((failure.clone(), Instant::now()));
+                self.fail_jobs(accepted, &AppendError::Io(failure));
                 return;
             }
             self.terms_behind = false;
@@ -642,10 +677,59 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes a group's index terms and the watermark (step 7).
+    fn write_terms(&self, base: u64, terms: &[Vec<Term>]) -> Result<(), IoFailure> {
+        let display = self.shared.display_dir.join("sled");
+        self.shared
+            .vfs
+            .before_index_write(&self.shared.dir.join("sled"))
+            .map_err(|e| IoFailure::new(&display, "write", e))?;
+        self.shared.terms.apply(base, terms, self.rules_version)
+    }
+
+    /// After a failed write to the secondary index: closes and reopens it (sled refuses every
+    /// write after a failed one), then indexes the log from its watermark, at most once per
+    /// [`TERMS_RETRY`]. `Err` is the failure appends are refused with meanwhile.
+    fn repair_terms(&mut self) -> Result<(), IoFailure> {
+        let Some((failure, tried)) = &self.terms_failed else {
+            return Ok(());
+        };
+        if tried.elapsed() < TERMS_RETRY {
+            return Err(failure.clone());
+        }
+        let display = self.shared.display_dir.join("sled");
+        let repaired = self
+            .shared
+            .terms
+            .reopen()
+            .map_err(|e| IoFailure::new(&display, "open", std::io::Error::other(e)))
+            .and_then(|()| {
+                catch_up_terms_to(&self.shared, self.frontier.size().0).map_err(|e| match e {
+                    CatchUpError::Index(failure) => failure,
+                    CatchUpError::Read(e) => {
+                        IoFailure::new(&display, "rebuild", std::io::Error::other(e.to_string()))
+                    }
+                })
+            });
+        match repaired {
+            Ok(()) => {
+                tracing::info!(ledger = %self.shared.name, "the secondary index is reopened and caught up with the log; appends resume");
+                self.terms_failed = None;
+                self.terms_behind = false;
+                Ok(())
+            }
+            Err(again) => {
+                tracing::warn!(ledger = %self.shared.name, error = %again, "reopening the secondary index failed; appends stay refused and it is tried again in a second");
+                self.terms_failed = Some((again.clone(), Instant::now()));
+                Err(again)
+            }
+        }
+    }
+
     /// Moves the secondary index's watermark up to the log after groups without terms, so
     /// that the next open does not scan them again. Failing is harmless: the open catches up.
     fn advance_watermark(&mut self) {
-        if !self.terms_behind {
+        if !self.terms_behind || self.terms_failed.is_some() {
             return;
         }
         let size = self.frontier.size().0;
@@ -715,6 +799,11 @@ impl Writer {
         if self.poisoned().is_some() {
             return;
         }
+        // Appends resume as soon as the index can be written again, not only at the next
+        // append after the retry interval.
+        if self.terms_failed.is_some() {
+            let _ = self.repair_terms();
+        }
         if let Durability::Interval(d) = self.shared.options.durability
             && self.unsynced_since.is_some()
             && self.last_sync_at.elapsed() >= d
@@ -780,6 +869,9 @@ impl Writer {
         }
         if size > self.last_head_size {
             consider(self.last_head_at + self.shared.options.head_interval);
+        }
+        if let Some((_, tried)) = &self.terms_failed {
+            consider(*tried + TERMS_RETRY);
         }
         next
     }

@@ -11,12 +11,14 @@
 //! written in the same atomic batch as the terms it covers.
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use vouch_ledger_core::EntryIndex;
 use vouch_ledger_core::entry::EntryView;
 
-use crate::error::{Corruption, ReadError};
+use crate::error::{Corruption, IoFailure, ReadError};
 
 /// Namespace of idempotency keys.
 pub const NS_IDEMPOTENCY_KEY: u8 = 1;
@@ -61,12 +63,16 @@ impl TermExtractor for NoTerms {
 }
 
 /// The sled database of one ledger.
+///
+/// The handle can be replaced while the ledger is open ([`TermIndex::reopen`]): once sled
+/// fails a write (a full disk), it refuses every later write until it is opened again.
 #[derive(Debug)]
 pub(crate) struct TermIndex {
-    db: sled::Db,
+    /// `None` only while [`TermIndex::reopen`] runs, or after it failed.
+    db: RwLock<Option<sled::Db>>,
+    path: PathBuf,
     display: PathBuf,
 }
-
 /// The state recorded in the index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Watermark {
@@ -143,23 +149,56 @@ pub(crate) fn entry_terms(
 impl TermIndex {
     /// Opens (or creates) the database. `Err` means sled could not open it.
     pub(crate) fn open(path: &Path, display: &Path) -> Result<Self, String> {
+        let db = Self::open_db(path, display)?;
+        Ok(Self {
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            display: display.to_path_buf(),
+        })
+    }
+
+    fn open_db(path: &Path, display: &Path) -> Result<sled::Db, String> {
         wait_for_release(path);
-        let db = sled::Config::new()
+        sled::Config::new()
             .path(path)
             .cache_capacity(32 << 20)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(|e| format!("{}: {e}", display.display()))?;
-        Ok(Self {
-            db,
-            display: display.to_path_buf(),
-        })
+            .map_err(|e| format!("{}: {e}", display.display()))
+    }
+
+    /// Closes the database and opens it again: sled then reads back what it had made durable
+    /// and forgets a failed write. The caller must catch the index up to the log afterwards
+    /// (the watermark says from where). On `Err` the index stays closed until the next try.
+    pub(crate) fn reopen(&self) -> Result<(), String> {
+        let mut db = self
+            .db
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Drop the old handle first: sled holds a lock on its files until the last one goes.
+        *db = None;
+        *db = Some(Self::open_db(&self.path, &self.display)?);
+        Ok(())
+    }
+
+    /// The current handle (sled's handles are reference-counted clones of one database).
+    fn db(&self) -> Result<sled::Db, String> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| {
+                format!(
+                    "{}: the secondary index is closed after a failed write and is reopened with the next append",
+                    self.display.display()
+                )
+            })
     }
 
     /// The recorded watermark, or `None` for an empty or unreadable one.
     pub(crate) fn watermark(&self) -> Result<Option<Watermark>, String> {
         let v = self
-            .db
+            .db()?
             .get(WATERMARK_KEY)
             .map_err(|e| format!("{}: {e}", self.display.display()))?;
         Ok(v.and_then(|v| {
@@ -174,19 +213,23 @@ impl TermIndex {
 
     /// Removes everything.
     pub(crate) fn clear(&self) -> Result<(), String> {
-        self.db
+        self.db()?
             .clear()
             .map_err(|e| format!("{}: {e}", self.display.display()))
     }
 
     /// Writes the terms of entries `first..first + terms.len()` and the new watermark in one
-    /// atomic batch.
+    /// atomic batch. A failure keeps the operating system's error (a full disk is
+    /// [`IoFailure::is_disk_full`]).
     pub(crate) fn apply(
         &self,
         first: u64,
         terms: &[Vec<Term>],
         version: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), IoFailure> {
+        let db = self
+            .db()
+            .map_err(|e| IoFailure::new(&self.display, "write", io::Error::other(e)))?;
         let mut batch = sled::Batch::default();
         for (i, entry_terms) in terms.iter().enumerate() {
             let index = first + i as u64;
@@ -198,9 +241,10 @@ impl TermIndex {
         wm[..8].copy_from_slice(&(first + terms.len() as u64).to_le_bytes());
         wm[8..].copy_from_slice(&version.to_le_bytes());
         batch.insert(WATERMARK_KEY, &wm[..]);
-        self.db
-            .apply_batch(batch)
-            .map_err(|e| format!("{}: {e}", self.display.display()))
+        db.apply_batch(batch).map_err(|e| match e {
+            sled::Error::Io(io) => IoFailure::new(&self.display, "write", io),
+            other => IoFailure::new(&self.display, "write", io::Error::other(other.to_string())),
+        })
     }
 
     /// Entries holding the term, in index order, starting after `after`, at most `limit`.
@@ -223,8 +267,11 @@ impl TermIndex {
             }
             None => prefix.clone(),
         };
+        let db = self.db().map_err(|e| {
+            ReadError::Io(IoFailure::new(&self.display, "read", io::Error::other(e)))
+        })?;
         let mut out = Vec::new();
-        for item in self.db.range(start..) {
+        for item in db.range(start..) {
             if out.len() >= limit {
                 break;
             }
@@ -246,7 +293,7 @@ impl TermIndex {
 
     /// Flushes to disk.
     pub(crate) fn flush(&self) -> Result<(), String> {
-        self.db
+        self.db()?
             .flush()
             .map(|_| ())
             .map_err(|e| format!("{}: {e}", self.display.display()))

@@ -122,6 +122,17 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Whether a path exists.
     fn exists(&self, path: &Path) -> bool;
+    /// Called before each batch the engine writes to the secondary index in `dir` (the
+    /// ledger's `sled` directory), which sled writes through its own files, not through this
+    /// trait. A fault-injecting file system fails it to stand for sled failing (a full disk,
+    /// an I/O error); the real file system does nothing.
+    ///
+    /// # Errors
+    ///
+    /// The error the index write is to fail with.
+    fn before_index_write(&self, _dir: &Path) -> io::Result<()> {
+        Ok(())
+    }
     /// Reads a whole (small) file.
     ///
     /// # Errors

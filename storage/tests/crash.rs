@@ -22,7 +22,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::fault_vfs::{Fault, FaultVfs, OpKind, OpRecord, Survival};
 use support::{StepClock, config, draft, signer};
@@ -509,6 +509,59 @@ fn a_failed_segment_write_is_rolled_back_and_the_ledger_keeps_working() {
         drop(ledger);
         let ledger = reopen_and_check(dir.path(), 6);
         assert_eq!(ledger.size(), TreeSize(7));
+    }
+}
+
+#[test]
+fn a_failed_index_write_is_rolled_back_and_appends_resume_once_the_index_is_reopened() {
+    for fault in [Fault::Eio, Fault::Enospc] {
+        let dir = support::scratch_dir();
+        let (vfs, _dd, ledger) = faulty_ledger(dir.path(), 5);
+        let keyed = |n: u64| draft(n, Some(&format!("key-{n}")));
+        assert_eq!(ledger.append(keyed(5)).unwrap().index, EntryIndex(5));
+        // The group's frames are written and synced before its terms; the terms fail.
+        vfs.fail_next(OpKind::IndexWrite, "sled", fault);
+        let err = ledger.append(keyed(6)).unwrap_err();
+        assert!(!vfs.fault_pending(), "{fault:?} was not injected");
+        let AppendError::Io(io) = &err else {
+            panic!("{fault:?}: expected a rolled-back I/O error, got {err}");
+        };
+        assert_eq!(
+            io.is_disk_full(),
+            fault == Fault::Enospc,
+            "{fault:?}: {err}"
+        );
+        assert!(err.to_string().contains("sled"), "{err}");
+        assert_eq!(ledger.poisoned(), None);
+        assert_eq!(ledger.size(), TreeSize(6));
+        // Nothing of the failed group is published, and the log holds none of it.
+        assert!(ledger.get(EntryIndex(6)).is_err());
+        assert_eq!(ledger.verify(&mut |_| {}).unwrap().entries, 6);
+        // Until then, a repeated key is still answered with its receipt.
+        let again = ledger.append(keyed(5)).unwrap();
+        assert_eq!((again.index, again.duplicate), (EntryIndex(5), true));
+        // The index is reopened and caught up within about a second; appends then resume
+        // at the same index, and keys written before the failure still find their entries.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let receipt = loop {
+            match ledger.append(keyed(6)) {
+                Ok(r) => break r,
+                Err(AppendError::Io(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("{fault:?}: appends did not resume: {e}"),
+            }
+        };
+        assert_eq!(receipt.index, EntryIndex(6));
+        assert!(!receipt.duplicate);
+        let again = ledger.append(keyed(5)).unwrap();
+        assert_eq!((again.index, again.duplicate), (EntryIndex(5), true));
+        let again = ledger.append(keyed(6)).unwrap();
+        assert_eq!((again.index, again.duplicate), (EntryIndex(6), true));
+        assert_eq!(ledger.poisoned(), None);
+        drop(ledger);
+        let ledger = reopen_and_check(dir.path(), 7);
+        assert_eq!(ledger.size(), TreeSize(8));
     }
 }
 

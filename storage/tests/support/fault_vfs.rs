@@ -73,7 +73,9 @@
 //!
 //! Files the engine does not write through the [`Vfs`] are **untracked**: anything below a
 //! directory named `sled` (the secondary index writes its own files) and the `LOCK` files (an
-//! advisory lock, opened directly). [`FaultVfs::materialize`] copies the `sled` directories from
+//! advisory lock, opened directly). The engine announces each batch it writes to the secondary index
+//! ([`Vfs::before_index_write`]), and that is counted as an [`OpKind::IndexWrite`] operation,
+//! which an injected fault or a full disk fails, so a failing sled can be modelled too. [`FaultVfs::materialize`] copies the `sled` directories from
 //! the live tree if asked (they are derived data that the engine must accept or rebuild), and
 //! never copies `LOCK` files.
 
@@ -117,6 +119,10 @@ pub enum OpKind {
     RemoveDir,
     /// `sync_dir`.
     SyncDir,
+    /// A batch written to the secondary index (`Vfs::before_index_write`). sled writes its
+    /// own files, so the operation writes nothing here; it fails when a fault is injected or
+    /// the disk is full.
+    IndexWrite,
 }
 
 /// One counted operation.
@@ -959,5 +965,15 @@ impl Vfs for FaultVfs {
 
     fn exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn before_index_write(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.shared.lock();
+        let rel = st.rel(dir);
+        match st.begin(OpKind::IndexWrite, &rel) {
+            Verdict::Go if st.free_space == Some(0) => Err(io::Error::from_raw_os_error(ENOSPC)),
+            Verdict::Go => Ok(()),
+            Verdict::Fail(e) | Verdict::Short(e) => Err(e),
+        }
     }
 }
