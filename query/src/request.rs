@@ -26,6 +26,8 @@ use serde::{Serialize, Serializer};
 
 mod fast;
 
+pub(crate) use fast::Embedded as EmbeddedRequest;
+
 use crate::canonical;
 use crate::document::reader::{FieldError, Fields, Reader, child, item};
 use crate::document::{Format, Loc, Node, NodeKind, json, quote_for_message};

@@ -28,11 +28,12 @@ use vouch_storage::{Ledger, ReadError};
 use super::context::all_hits;
 use super::error::SimulateError;
 use super::search::{end_at, first_at_or_after};
-use super::summary::{self, BundleSummary, SimulationView};
+use super::summary::{self, BundleSummary, EvaluationSummary, SimulationDecision, SimulationView};
 use super::terms::{NS_BUNDLE_NAME, NS_KIND};
 use crate::compiler::CompiledBundle;
 use crate::evaluation::{Evaluation, Outcome, Reason, evaluate};
 use crate::request::Request;
+use crate::request::limits::MAX_REQUEST_BYTES;
 
 /// The most decisions one simulation evaluates.
 pub const MAX_SIMULATED_DECISIONS: u64 = 1_000_000;
@@ -54,18 +55,55 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
-    fn read(view: SimulationView<'_>) -> Option<Parsed> {
+    /// Reads a decision payload, `None` if it is not one or its request snapshot is not a
+    /// valid request.
+    ///
+    /// The payload is read in one pass, the snapshot with the fast request reader
+    /// ([`SimulationDecision`]); if that fails, it is read as before: the summary with the
+    /// snapshot's bytes, which [`Request::from_json`] then reads (and which the strict reader
+    /// reads if the fast one does not accept them). Both answer the same wherever the one
+    /// pass answers, since it deserializes the snapshot exactly as the fast reader does.
+    fn read_payload(payload: &[u8]) -> Option<Parsed> {
+        if payload.len() <= MAX_REQUEST_BYTES
+            && let Some(d) = summary::read::<SimulationDecision>(payload)
+        {
+            return Some(Parsed::new(
+                d.id,
+                d.bundle_index,
+                d.record.request.0,
+                d.record.evaluation,
+            ));
+        }
+        Parsed::read_in_two_passes(payload)
+    }
+
+    /// What [`Parsed::read_payload`] falls back to.
+    fn read_in_two_passes(payload: &[u8]) -> Option<Parsed> {
+        let view = summary::read::<SimulationView<'_>>(payload)?;
         let request = Request::from_json(view.record.request.get().as_bytes()).ok()?;
-        let evaluation = view.record.evaluation;
+        Some(Parsed::new(
+            view.id,
+            view.bundle_index,
+            request,
+            view.record.evaluation,
+        ))
+    }
+
+    fn new(
+        id: String,
+        bundle_index: u64,
+        request: Request,
+        evaluation: EvaluationSummary,
+    ) -> Parsed {
         let mut blocked: Vec<String> = evaluation
             .reasons
             .into_iter()
             .filter_map(|r| r.policy)
             .collect();
         blocked.dedup();
-        Some(Parsed {
-            id: view.id,
-            bundle_index: view.bundle_index,
+        Parsed {
+            id,
+            bundle_index,
             request,
             outcome: evaluation.outcome,
             matched: evaluation
@@ -74,7 +112,7 @@ impl Parsed {
                 .map(|m| m.policy)
                 .collect(),
             blocked,
-        })
+        }
     }
 }
 
@@ -501,8 +539,7 @@ fn run(
                 let parsed = EntryView::parse(raw)
                     .ok()
                     .filter(|v| v.kind() == EntryKind::Decision)
-                    .and_then(|v| summary::read::<SimulationView<'_>>(v.payload()))
-                    .and_then(Parsed::read);
+                    .and_then(|v| Parsed::read_payload(v.payload()));
                 match parsed {
                     Some(p) => {
                         let p = Arc::new(p);
@@ -593,4 +630,115 @@ pub(crate) fn simulate(
     report.unblocked.truncate(options.list_limit);
     report.by_policy = total.policies.into_values().collect();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Reading a decision payload in one pass answers what reading it in two passes (the
+    //! summary, then the snapshot's bytes) answers, for recorded payloads and for payloads
+    //! whose snapshot is written otherwise, unusual or invalid.
+
+    use proptest::prelude::*;
+    use vouch_ledger_core::EntryIndex;
+
+    use super::Parsed;
+    use crate::bundle::SourceBundle;
+    use crate::compiler::compile;
+    use crate::decision::DecisionRecord;
+    use crate::document::Format;
+    use crate::governance::record::DecisionEntry;
+    use crate::request::Request;
+
+    /// What a [`Parsed`] holds, comparable.
+    type Seen = (
+        String,
+        u64,
+        Request,
+        crate::Outcome,
+        Vec<String>,
+        Vec<String>,
+    );
+
+    fn seen(p: Option<Parsed>) -> Option<Seen> {
+        p.map(|p| {
+            (
+                p.id,
+                p.bundle_index,
+                p.request,
+                p.outcome,
+                p.matched,
+                p.blocked,
+            )
+        })
+    }
+
+    /// A request as JSON, varied by the choices.
+    fn request_json(env: usize, approvals: usize, critical: &str, extra: &str) -> String {
+        let approval = r#"{"approver": "sam", "roles": ["Security", "QA"], "kind": "production", "at": "2025-06-03T08:00:00Z", "rationale": "ok"}"#;
+        format!(
+            r#"{{"subject": "CHG-1", "environment": "{}", "author": "alice", "service": "svc-1",
+            "approvals": [{}], "evidence": {{"ticket": "ABC-1", "critical": {critical}}},
+            "checks": {{"lint": {{"status": "passed"}}}}, "now": "2025-06-03T10:00:00Z"{extra}}}"#,
+            ["production", "dev", "staging"][env],
+            vec![approval; approvals].join(", ")
+        )
+    }
+
+    /// `payload` with its request snapshot replaced by `snapshot`, written as given.
+    fn with_snapshot(payload: &[u8], snapshot: &str) -> Vec<u8> {
+        let mut value: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        value["record"]["request"] = serde_json::Value::String("\u{1}SNAPSHOT".to_owned());
+        serde_json::to_string(&value)
+            .unwrap()
+            .replace("\"\\u0001SNAPSHOT\"", snapshot)
+            .into_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn one_pass_reads_what_two_passes_read(
+            env in 0usize..3,
+            approvals in 0usize..3,
+            critical in prop::sample::select(vec!["0", "3", "-0", "1.0", "\"none\"", "true", "[\"a\"]"]),
+            extra in prop::sample::select(vec![
+                "",
+                r#", "version": 1"#,
+                r#", "version": 2"#,
+                r#", "branch": "m\u0061in""#,
+                r#", "unknown": 1"#,
+                r#", "author": "bob""#,
+                r#", "labels": {"a": "b", "a": "c"}"#,
+                r#", "risk": null"#,
+                r#", "approvals": {}"#,
+            ]),
+        ) {
+            let bundle = compile(
+                &SourceBundle::parse(
+                    "version: 1\nname: t\nroles: [Security]\npolicies:\n  - id: prod\n    when: {environment: production}\n    require:\n      approvals: {min: 1, roles: {Security: 1}}\n      conditions:\n        - id: c\n          cel: 'evidence.critical == 0'\n",
+                    Format::Yaml,
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            let base = Request::from_json(request_json(env, approvals, "0", "").as_bytes()).unwrap();
+            let recorded = DecisionEntry::new(DecisionRecord::decide(&bundle, base.clone()), EntryIndex(7))
+                .to_json();
+            let canonical = String::from_utf8(base.canonical_json()).unwrap();
+            for payload in [
+                recorded.clone(),
+                with_snapshot(&recorded, &canonical),
+                with_snapshot(&recorded, &request_json(env, approvals, critical, extra)),
+                with_snapshot(&recorded, "[]"),
+                with_snapshot(&recorded, "{\"subject\": "),
+            ] {
+                let one = seen(Parsed::read_payload(&payload));
+                let two = seen(Parsed::read_in_two_passes(&payload));
+                prop_assert_eq!(&one, &two, "{}", String::from_utf8_lossy(&payload));
+            }
+            // A recorded payload is read in one pass.
+            prop_assert!(crate::governance::summary::read::<crate::governance::summary::SimulationDecision>(&recorded).is_some());
+        }
+    }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::evaluation::Outcome;
+use crate::request::EmbeddedRequest;
 
 /// A decision payload's indexable members.
 #[derive(Debug, Deserialize)]
@@ -115,6 +116,22 @@ pub(crate) struct SimulationRecord<'a> {
     pub(crate) evaluation: EvaluationSummary,
     #[serde(borrow)]
     pub(crate) request: &'a RawValue,
+}
+
+/// A decision payload for simulation read in one pass: the summary, and the request
+/// snapshot read by the fast request reader on the way (see [`EmbeddedRequest`]).
+#[derive(Debug, Deserialize)]
+pub(crate) struct SimulationDecision {
+    pub(crate) id: String,
+    pub(crate) bundle_index: u64,
+    pub(crate) record: SimulationDecisionRecord,
+}
+
+/// The record of a [`SimulationDecision`].
+#[derive(Debug, Deserialize)]
+pub(crate) struct SimulationDecisionRecord {
+    pub(crate) evaluation: EvaluationSummary,
+    pub(crate) request: EmbeddedRequest,
 }
 
 /// A bundle payload's indexable members.

@@ -54,8 +54,28 @@ pub(super) fn read(bytes: &[u8]) -> Option<Request> {
     if bytes.len() > MAX_REQUEST_BYTES {
         return None;
     }
-    let Obj(raw) = serde_json::from_slice::<Obj<RawRequest<'_>>>(bytes).ok()?;
-    raw.into_request()
+    serde_json::from_slice::<Embedded>(bytes)
+        .ok()
+        .map(|Embedded(request)| request)
+}
+
+/// A request read by this reader as a member of a larger JSON document (the snapshot inside
+/// a recorded decision), in the same pass as the rest of that document.
+///
+/// Deserializing it fails wherever [`read`] answers `None` for the member's bytes (it is what
+/// [`read`] deserializes), except for the size limit, which the caller checks on the whole
+/// document; on failure the caller reads the member as before, its bytes through
+/// [`Request::from_json`].
+#[derive(Debug)]
+pub(crate) struct Embedded(pub(crate) Request);
+
+impl<'de> Deserialize<'de> for Embedded {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Obj(raw) = Obj::<RawRequest<'de>>::deserialize(deserializer)?;
+        raw.into_request()
+            .map(Embedded)
+            .ok_or_else(|| de::Error::custom("left to the strict reader"))
+    }
 }
 
 /// A JSON object read as `T`, never a JSON array.
