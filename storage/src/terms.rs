@@ -171,13 +171,17 @@ impl TermIndex {
     /// and forgets a failed write. The caller must catch the index up to the log afterwards
     /// (the watermark says from where). On `Err` the index stays closed until the next try.
     pub(crate) fn reopen(&self) -> Result<(), String> {
-        let mut db = self
-            .db
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = || {
+            self.db
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
         // Drop the old handle first: sled holds a lock on its files until the last one goes.
-        *db = None;
-        *db = Some(Self::open_db(&self.path, &self.display)?);
+        // Readers meanwhile get an error at once rather than wait for the open.
+        let old = slot().take();
+        drop(old);
+        let db = Self::open_db(&self.path, &self.display)?;
+        *slot() = Some(db);
         Ok(())
     }
 
