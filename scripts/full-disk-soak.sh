@@ -72,36 +72,10 @@ fail() {
     exit 1
 }
 
-# Small segments and frequent checkpoints, so that the disk fills during roll-overs and
-# checkpoint writes too.
-cat >"$WORK/vouch.toml" <<TOML
-data_dir = "$DATA"
-listen = "127.0.0.1:0"
-
-[storage]
-checkpoint_every_entries = 500
-checkpoint_every_ms = 50
-segment_target_bytes = 1048576
-
-[metrics]
-enabled = false
-TOML
-
-# Starts `vouch serve` and sets SERVER_PID, URL and VKEY.
-start_server() {
-    : >"$WORK/server.out"
-    "$VOUCH" serve --config "$WORK/vouch.toml" >"$WORK/server.out" 2>>"$WORK/server.err" &
-    SERVER_PID=$!
-    URL=
-    for _ in $(seq 1 300); do
-        URL=$(sed -n 's/^ *grpc: *//p' "$WORK/server.out")
-        VKEY=$(sed -n 's/^ *verifier key: *//p' "$WORK/server.out" | head -n 1)
-        [[ -n $URL && -n $VKEY ]] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || fail "vouch serve exited at start"
-        sleep 0.1
-    done
-    fail "vouch serve printed no address in 30 s"
-}
+# The server configuration and `start_server` (sets SERVER_PID, URL and VKEY).
+# shellcheck source=scripts/soak-lib.sh
+source "$PWD/scripts/soak-lib.sh"
+write_soak_config
 
 check_acks() {
     "$SOAK" check --server "$URL" --acks "$ACKS" --vkey "$VKEY" >"$WORK/check.out" 2>&1 \
