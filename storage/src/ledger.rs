@@ -405,18 +405,21 @@ impl Shared {
 
     /// The root of the tree of `size` leaves, from the stored perfect nodes.
     pub(crate) fn root_at(&self, size: u64) -> Result<Hash, ReadError> {
-        match self.edges.get(size) {
-            Some(edge) => Ok(edge.root()),
-            None => Ok(self.right_edge(size)?.root()),
-        }
+        Ok(self.right_edge(size)?.root())
     }
 
     /// The right edge of the tree of `size` leaves: from the cache, or read from the stored
     /// perfect nodes and then offered to the cache.
     pub(crate) fn right_edge(&self, size: u64) -> Result<Arc<RightEdge>, ReadError> {
-        if let Some(edge) = self.edges.get(size) {
-            return Ok(edge);
+        match self.edges.get(size) {
+            Some(edge) => Ok(edge),
+            None => self.load_right_edge(size),
         }
+    }
+
+    /// Reads the right edge of the tree of `size` leaves from the stored perfect nodes and
+    /// offers it to the cache.
+    fn load_right_edge(&self, size: u64) -> Result<Arc<RightEdge>, ReadError> {
         let ids: Vec<NodeId> = Frontier::ids_for(TreeSize(size)).collect();
         let hashes = StoreSource { shared: self }.nodes(&ids)?;
         let frontier = Frontier::restore(self.hash, TreeSize(size), hashes).map_err(|e| {
@@ -435,7 +438,7 @@ impl Shared {
             return Ok(Some(edge));
         }
         if self.edges.would_keep(size) {
-            return self.right_edge(size).map(Some);
+            return self.load_right_edge(size).map(Some);
         }
         Ok(None)
     }

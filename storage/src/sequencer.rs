@@ -395,7 +395,9 @@ impl Writer {
         }
 
         // 6. Derived files: offsets and Merkle nodes.
-        let frontier_before = self.frontier.clone();
+        // Only a group with index terms can be rolled back after this step (step 7).
+        let has_terms = terms.iter().any(|t| !t.is_empty());
+        let frontier_before = has_terms.then(|| self.frontier.clone());
         let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(leaves.len() * 2);
         for leaf in &leaves {
             self.frontier.push(*leaf, |id, h| {
@@ -422,7 +424,7 @@ impl Writer {
         //    If the index cannot be written (a full disk), the group is rolled back: its
         //    entries could not be found by their idempotency keys, so they must not be
         //    acknowledged, and nothing has been published yet.
-        if terms.iter().any(|t| !t.is_empty()) {
+        if let Some(frontier_before) = frontier_before {
             if let Err(failure) = self.write_terms(base, &terms) {
                 let frames_from = self.active_len - buf.len() as u64;
                 if let Err(t) = self.active.file.set_len(frames_from) {
