@@ -11,6 +11,10 @@
 //! Run with `cargo bench -p vouch-benches --bench merkle`; results are in
 //! `docs/benchmarks.md`.
 
+/// The allocator the `vouch` binary uses, so that what is measured is what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::time::Duration;
 

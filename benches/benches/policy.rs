@@ -50,6 +50,10 @@ use vouch_query::{
 };
 use vouch_storage::{CheckpointCadence, DataDir, Durability, LedgerConfig, LedgerOptions};
 
+/// The allocator the `vouch` binary uses, so that what is measured is what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Number of policies in the bundle.
 const POLICIES: usize = 50;
 
@@ -322,6 +326,20 @@ fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// The minor page faults of this process so far (Linux): pages the kernel mapped, and
+/// zeroed, on first touch.
+fn minor_faults() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses; `minflt` is the
+            // 10th field of the line, the 8th after it.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(7)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0)
+}
+
 fn bench_simulation(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let (gov, candidate) = recorded_ledger(dir.path());
@@ -330,18 +348,20 @@ fn bench_simulation(c: &mut Criterion) {
         ..SimulationOptions::default()
     };
     let before = resident_bytes();
+    let faults = minor_faults();
     let started = std::time::Instant::now();
     let report = gov
         .simulate_compiled(&candidate, &options)
         .expect("simulation");
     eprintln!(
-        "first (cold) simulation: {:?}; {} evaluated, {} would newly block, {} would unblock, delta {}; the cache added {} MiB of resident memory",
+        "first (cold) simulation: {:?}; {} evaluated, {} would newly block, {} would unblock, delta {}; the cache added {} MiB of resident memory; {} minor page faults",
         started.elapsed(),
         report.evaluated,
         report.would_newly_block,
         report.would_unblock,
         report.delta,
-        resident_bytes().saturating_sub(before) >> 20
+        resident_bytes().saturating_sub(before) >> 20,
+        minor_faults() - faults
     );
     assert_eq!(report.evaluated, RECORDED as u64);
     assert!(

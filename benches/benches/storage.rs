@@ -24,6 +24,10 @@
 //! results are in `docs/benchmarks.md`, the 10M-entry figures come from the `storage-bench`
 //! binary.
 
+/// The allocator the `vouch` binary uses, so that what is measured is what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

@@ -25,8 +25,10 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 mod fast;
+mod named;
 
 pub(crate) use fast::Embedded as EmbeddedRequest;
+pub use named::Named;
 
 use crate::canonical;
 use crate::document::reader::{FieldError, Fields, Reader, child, item};
@@ -399,15 +401,16 @@ pub struct Request {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) releaser: Option<String>,
     pub(crate) approvals: Vec<Approval>,
-    pub(crate) evidence: BTreeMap<String, EvidenceValue>,
-    pub(crate) checks: BTreeMap<String, CheckResult>,
+    pub(crate) evidence: Named<EvidenceValue>,
+    pub(crate) checks: Named<CheckResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) artifact: Option<Artifact>,
-    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) labels: Named<String>,
     #[serde(serialize_with = "canonical::timestamp")]
     pub(crate) now: Timestamp,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) emergency: Option<EmergencyRecord>,
+    /// Boxed: most requests have none, and simulation keeps many requests in memory.
+    pub(crate) emergency: Option<Box<EmergencyRecord>>,
     pub(crate) context: Context,
 }
 
@@ -793,7 +796,7 @@ fn read_request(r: &mut Reader, root: &Node) -> Option<Request> {
     let now = req_timestamp(r, &f, "now");
     let emergency = match present(&f, "emergency") {
         None => Some(None),
-        Some(n) => read_emergency(r, n, "emergency").map(Some),
+        Some(n) => read_emergency(r, n, "emergency").map(|e| Some(Box::new(e))),
     };
     let context = match present(&f, "context") {
         None => Some(Context::default()),
@@ -814,10 +817,10 @@ fn read_request(r: &mut Reader, root: &Node) -> Option<Request> {
         requester: requester?,
         releaser: releaser?,
         approvals: approvals?,
-        evidence: evidence?,
-        checks: checks?,
+        evidence: evidence?.into(),
+        checks: checks?.into(),
         artifact: artifact?,
-        labels: labels?,
+        labels: labels?.into(),
         now: now?,
         emergency: emergency?,
         context: context?,

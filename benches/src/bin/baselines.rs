@@ -29,6 +29,10 @@
 //! (`rs_merkle`) is compared in the criterion suite `benches/benches/merkle.rs`.
 #![allow(clippy::doc_markdown, reason = "SQLite is a product name, not code")]
 
+/// The allocator the `vouch` binary uses, so that what is measured is what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -16,6 +16,10 @@
 //! Run with `cargo run --release -p vouch-benches --bin storage-bench -- --help`; results
 //! are in `docs/benchmarks.md`.
 
+/// The allocator the `vouch` binary uses, so that what is measured is what runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

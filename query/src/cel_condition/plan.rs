@@ -20,15 +20,13 @@
 //! `tests` checks, over generated conditions and requests, that a plan's every answer is the
 //! interpreter's.
 
-use std::collections::BTreeMap;
-
 use cel::common::ast::{ComprehensionExpr, Expr, IdedExpr, LiteralValue};
 
 use super::{STR_LIST, Shape, VARIABLES};
 use crate::bundle::{ParamType, ParamValue};
 use crate::request::{
     Approval, ApprovalKind, Artifact, CheckResult, CheckStatus, EmergencyRecord, EvidenceValue,
-    Promotion, Request,
+    Named, Promotion, Request,
 };
 
 /// A condition compiled for direct evaluation.
@@ -160,9 +158,9 @@ enum V<'a> {
     Artifact(Option<&'a Artifact>),
     Emergency(Option<&'a EmergencyRecord>),
     Check(&'a CheckResult),
-    Evidence(&'a BTreeMap<String, EvidenceValue>),
-    Checks(&'a BTreeMap<String, CheckResult>),
-    Labels(&'a BTreeMap<String, String>),
+    Evidence(&'a Named<EvidenceValue>),
+    Checks(&'a Named<CheckResult>),
+    Labels(&'a Named<String>),
 }
 
 /// Why direct evaluation gave up: the interpreter decides.
@@ -567,7 +565,7 @@ impl<'a> Inputs<'a> {
             Var::Artifact => V::Artifact(r.artifact.as_ref()),
             Var::Labels => V::Labels(&r.labels),
             Var::Now => V::Int(r.now.as_second()),
-            Var::Emergency => V::Emergency(r.emergency.as_ref()),
+            Var::Emergency => V::Emergency(r.emergency.as_deref()),
             Var::Promotions => V::Promotions(&r.context.promotions),
             Var::Params => return Err(GiveUp),
         })

@@ -49,9 +49,25 @@ pub(crate) struct Parsed {
     request: Request,
     outcome: Outcome,
     /// Matched policy ids, as recorded.
-    matched: Vec<String>,
+    matched: Vec<Arc<str>>,
     /// Policies with a reason, as recorded, sorted and without duplicates.
-    blocked: Vec<String>,
+    blocked: Vec<Arc<str>>,
+}
+
+/// Policy ids, each kept once: the decisions one thread reads name the same few policies,
+/// and every cached decision keeps its matched and blocked ones.
+#[derive(Debug, Default)]
+struct PolicyIds(HashSet<Arc<str>>);
+
+impl PolicyIds {
+    fn intern(&mut self, id: String) -> Arc<str> {
+        if let Some(known) = self.0.get(id.as_str()) {
+            return known.clone();
+        }
+        let id: Arc<str> = id.into();
+        self.0.insert(id.clone());
+        id
+    }
 }
 
 impl Parsed {
@@ -63,7 +79,7 @@ impl Parsed {
     /// snapshot's bytes, which [`Request::from_json`] then reads (and which the strict reader
     /// reads if the fast one does not accept them). Both answer the same wherever the one
     /// pass answers, since it deserializes the snapshot exactly as the fast reader does.
-    fn read_payload(payload: &[u8]) -> Option<Parsed> {
+    fn read_payload(payload: &[u8], ids: &mut PolicyIds) -> Option<Parsed> {
         if payload.len() <= MAX_REQUEST_BYTES
             && let Some(d) = summary::read::<SimulationDecision>(payload)
         {
@@ -72,13 +88,14 @@ impl Parsed {
                 d.bundle_index,
                 d.record.request.0,
                 d.record.evaluation,
+                ids,
             ));
         }
-        Parsed::read_in_two_passes(payload)
+        Parsed::read_in_two_passes(payload, ids)
     }
 
     /// What [`Parsed::read_payload`] falls back to.
-    fn read_in_two_passes(payload: &[u8]) -> Option<Parsed> {
+    fn read_in_two_passes(payload: &[u8], ids: &mut PolicyIds) -> Option<Parsed> {
         let view = summary::read::<SimulationView<'_>>(payload)?;
         let request = Request::from_json(view.record.request.get().as_bytes()).ok()?;
         Some(Parsed::new(
@@ -86,6 +103,7 @@ impl Parsed {
             view.bundle_index,
             request,
             view.record.evaluation,
+            ids,
         ))
     }
 
@@ -94,11 +112,13 @@ impl Parsed {
         bundle_index: u64,
         request: Request,
         evaluation: EvaluationSummary,
+        ids: &mut PolicyIds,
     ) -> Parsed {
-        let mut blocked: Vec<String> = evaluation
+        let mut blocked: Vec<Arc<str>> = evaluation
             .reasons
             .into_iter()
             .filter_map(|r| r.policy)
+            .map(|p| ids.intern(p))
             .collect();
         blocked.dedup();
         Parsed {
@@ -109,7 +129,7 @@ impl Parsed {
             matched: evaluation
                 .matched_policies
                 .into_iter()
-                .map(|m| m.policy)
+                .map(|m| ids.intern(m.policy))
                 .collect(),
             blocked,
         }
@@ -430,14 +450,14 @@ impl Tally {
         for p in &before.blocked {
             let s = slot(map, p);
             s.blocked_before += 1;
-            if !blocked_after.contains(&p.as_str()) {
+            if !blocked_after.contains(&&**p) {
                 s.unblocked += 1;
             }
         }
         for p in &blocked_after {
             let s = slot(map, p);
             s.blocked_after += 1;
-            if !before.blocked.iter().any(|b| b == p) {
+            if !before.blocked.iter().any(|b| &**b == *p) {
                 s.newly_blocked += 1;
             }
         }
@@ -529,6 +549,7 @@ fn run(
     if let (Some(&first), Some(&last)) = (missing.first(), missing.last()) {
         let mut wanted = missing.iter().peekable();
         let mut fresh = Vec::with_capacity(missing.len());
+        let mut ids = PolicyIds::default();
         ledger.scan(
             indexes[first],
             EntryIndex(indexes[last].0 + 1),
@@ -539,7 +560,7 @@ fn run(
                 let parsed = EntryView::parse(raw)
                     .ok()
                     .filter(|v| v.kind() == EntryKind::Decision)
-                    .and_then(|v| Parsed::read_payload(v.payload()));
+                    .and_then(|v| Parsed::read_payload(v.payload(), &mut ids));
                 match parsed {
                     Some(p) => {
                         let p = Arc::new(p);
@@ -641,7 +662,7 @@ mod tests {
     use proptest::prelude::*;
     use vouch_ledger_core::EntryIndex;
 
-    use super::Parsed;
+    use super::{Parsed, PolicyIds};
     use crate::bundle::SourceBundle;
     use crate::compiler::compile;
     use crate::decision::DecisionRecord;
@@ -666,8 +687,8 @@ mod tests {
                 p.bundle_index,
                 p.request,
                 p.outcome,
-                p.matched,
-                p.blocked,
+                p.matched.iter().map(ToString::to_string).collect(),
+                p.blocked.iter().map(ToString::to_string).collect(),
             )
         })
     }
@@ -733,8 +754,8 @@ mod tests {
                 with_snapshot(&recorded, "[]"),
                 with_snapshot(&recorded, "{\"subject\": "),
             ] {
-                let one = seen(Parsed::read_payload(&payload));
-                let two = seen(Parsed::read_in_two_passes(&payload));
+                let one = seen(Parsed::read_payload(&payload, &mut PolicyIds::default()));
+                let two = seen(Parsed::read_in_two_passes(&payload, &mut PolicyIds::default()));
                 prop_assert_eq!(&one, &two, "{}", String::from_utf8_lossy(&payload));
             }
             // A recorded payload is read in one pass.

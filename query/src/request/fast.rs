@@ -454,7 +454,7 @@ impl RawRequest<'_> {
         }
         let emergency = match self.emergency {
             None => None,
-            Some(Obj(e)) => Some(EmergencyRecord {
+            Some(Obj(e)) => Some(Box::new(EmergencyRecord {
                 id: opt_name(e.id)?,
                 reason: opt_text(e.reason)?,
                 approver: opt_name(e.approver)?,
@@ -462,7 +462,7 @@ impl RawRequest<'_> {
                 scope: opt_text(e.scope)?,
                 rollback_plan: opt_text(e.rollback_plan)?,
                 follow_ups: text_list(e.follow_ups, MAX_FOLLOW_UPS)?,
-            }),
+            })),
         };
         let context = match self.context {
             None => Context::default(),
@@ -483,10 +483,10 @@ impl RawRequest<'_> {
             requester: opt_name(self.requester)?,
             releaser: opt_name(self.releaser)?,
             approvals,
-            evidence,
-            checks,
+            evidence: evidence.into(),
+            checks: checks.into(),
             artifact,
-            labels,
+            labels: labels.into(),
             now: timestamp(&self.now)?,
             emergency,
             context,
