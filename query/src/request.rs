@@ -408,8 +408,8 @@ pub struct Request {
     pub(crate) labels: Named<String>,
     #[serde(serialize_with = "canonical::timestamp")]
     pub(crate) now: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
     /// Boxed: most requests have none, and simulation keeps many requests in memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) emergency: Option<Box<EmergencyRecord>>,
     pub(crate) context: Context,
 }
