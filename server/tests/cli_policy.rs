@@ -289,6 +289,23 @@ fn lint_publish_decide_replay_and_query_through_the_command_line() {
 }
 
 #[test]
+fn simulating_the_last_zero_decisions_is_a_usage_error() {
+    // On the wire 0 means "not set" (the default, 1000); on the command line it is refused
+    // rather than read as the default.
+    let out = run(&[
+        "--server",
+        "http://127.0.0.1:9",
+        "policy",
+        "simulate",
+        "--last",
+        "0",
+        &pack("bundle.yaml"),
+    ]);
+    assert_eq!(out.code, 2, "{out:#?}");
+    assert!(out.stderr.contains("--last"), "{out:#?}");
+}
+
+#[test]
 fn policy_commands_without_a_server_exit_with_the_connection_code() {
     let out = run(&[
         "--server",

@@ -109,8 +109,13 @@ pub struct SimulateArgs {
     /// The candidate bundle file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The last N recorded decisions (default: 1000).
-    #[arg(long, value_name = "N", conflicts_with_all = ["since", "until"])]
+    /// The last N recorded decisions, at least 1 (default: 1000).
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with_all = ["since", "until"],
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub last: Option<u64>,
     /// Decisions recorded at or after this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
