@@ -361,7 +361,7 @@ fn bench_simulation(c: &mut Criterion) {
         report.would_unblock,
         report.delta,
         resident_bytes().saturating_sub(before) >> 20,
-        minor_faults() - faults
+        minor_faults().saturating_sub(faults)
     );
     assert_eq!(report.evaluated, RECORDED as u64);
     assert!(

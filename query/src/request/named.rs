@@ -45,11 +45,6 @@ impl<V> Named<V> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    /// The values, in the order of their names.
-    pub fn values(&self) -> impl ExactSizeIterator<Item = &V> {
-        self.0.iter().map(|(_, v)| v)
-    }
-
     /// The number of entries.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -103,7 +98,6 @@ mod tests {
                 assert_eq!(named.contains_key(probe), m.contains_key(probe));
             }
             assert!(named.iter().eq(m.iter()));
-            assert!(named.values().eq(m.values()));
         }
     }
 
